@@ -1,0 +1,1 @@
+"""Viewing analytics service: Django project package."""

@@ -1,0 +1,1 @@
+"""Django database backend: django-clickhouse-backend on the embedded engine (chdb)."""

@@ -1,0 +1,333 @@
+"""A clickhouse-driver transport onto chdb: the ClickHouse engine, in-process.
+
+clickhouse-driver speaks ClickHouse's native protocol to a server over a socket. This module
+replaces only the socket end: `EmbeddedConnection` is a `clickhouse_driver.connection.Connection`
+whose packets come from chdb instead of the network. Queries run in chdb with output format
+`Native`, and clickhouse-driver's own `BlockInputStream` decodes the bytes, so results are
+exactly the Python values a server would give. Inserts are encoded by clickhouse-driver's own
+`BlockOutputStream` and streamed into chdb (`send_insert(..., "Native")`). Everything above
+the connection (Client, dbapi, django-clickhouse-backend, the ORM) runs unchanged.
+
+Facts this is built around (measured with chdb-core 26.9):
+- chdb locks its data directory to one process; connections of one process to the same path
+  are independent and run in parallel, but one connection runs one query at a time. So each
+  driver connection owns its own chdb connection, and a pool gives one to each thread.
+- chdb's session default is `async_insert=1`; settings are applied per connection with SET,
+  so the caller's explicit settings always win.
+- A locked directory surfaces as "Error initializing EmbeddedServer: . (BAD_ARGUMENTS)" with
+  the cause only on stderr; `EngineLocked` names the directory and the holder instead.
+- Native output at revision 0 carries no block info, so the transport reports revision 0 and
+  clickhouse-driver neither expects nor writes the server-only protocol extras.
+"""
+
+import os
+import re
+import threading
+from collections import deque
+
+from clickhouse_driver import Client
+
+from clickhouse_driver import errors
+from clickhouse_driver.bufferedreader import BufferedSocketReader
+from clickhouse_driver.bufferedwriter import BufferedSocketWriter
+from clickhouse_driver.block import RowOrientedBlock
+from clickhouse_driver.connection import Connection, Packet, ServerInfo
+from clickhouse_driver.protocol import ServerPacketTypes
+from clickhouse_driver.streams.native import BlockInputStream, BlockOutputStream
+
+# clickhouse-driver sends an INSERT as "INSERT INTO t [(cols)] [SETTINGS ...] VALUES" and the
+# rows separately; the part before VALUES is what chdb's streaming insert takes.
+INSERT_RE = re.compile(
+    r"^\s*(?P<head>insert\s+into\s+(?P<table>(?:`[^`]+`|\"[^\"]+\"|[\w.]+)+)"
+    r"\s*(?:\((?P<columns>[^)]*)\))?[^;]*?)\s*values\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+CODE_RE = re.compile(r"Code: (\d+)\.")
+_BUFFER_SIZE = 1 << 20
+
+# chdb 26.x only opens one data directory per process; remember which, to fail clearly.
+_engine_lock = threading.Lock()
+_engine_path = None
+
+
+class EngineLocked(errors.Error):
+    """The data directory is held by another process (chdb allows one process per path)."""
+
+    code = 76  # CANNOT_OPEN_FILE, what ClickHouse itself reports for a locked directory
+
+    def __init__(self, path):
+        self.path = path
+        holder = _lock_holder(path)
+        self.message = (
+            f"The embedded ClickHouse data directory {path} is in use by another process"
+            f"{f' (pid {holder})' if holder else ''}. The embedded engine lets one process "
+            "own its data directory: stop that process, or point CLICKHOUSE_DATA_DIR "
+            "elsewhere, or use a ClickHouse server (CLICKHOUSE_HOST)."
+        )
+        super().__init__(self.message)
+
+    def __str__(self):
+        return self.message
+
+
+def _lock_holder(path):
+    try:
+        with open(os.path.join(path, "status")) as f:
+            for line in f:
+                if line.startswith("PID:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def open_engine(path):
+    """Open a new chdb connection to `path`, raising EngineLocked when another process has it."""
+    global _engine_path
+    import chdb  # ~240 MB of engine; only loaded when the embedded engine is used
+
+    path = os.path.abspath(path)
+    with _engine_lock:
+        if _engine_path is not None and _engine_path != path:
+            raise errors.Error(
+                f"This process already runs the embedded ClickHouse on {_engine_path}; "
+                f"chdb cannot open a second data directory ({path}) in the same process."
+            )
+        os.makedirs(path, exist_ok=True)
+        try:
+            conn = chdb.connect(path)
+        except RuntimeError as e:
+            if "EmbeddedServer" in str(e) or "lock" in str(e).lower():
+                raise EngineLocked(path) from None
+            raise
+        _engine_path = path
+        return conn
+
+
+def server_exception(message):
+    m = CODE_RE.search(message)
+    return errors.ServerException(message, code=int(m.group(1)) if m else None)
+
+
+def _sql_setting_value(value):
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class _BytesSource:
+    """What BufferedSocketReader reads from: a bytes object behind a socket's recv_into."""
+
+    def __init__(self, data):
+        self.data = memoryview(data)
+        self.pos = 0
+
+    def recv_into(self, buf, nbytes=0):
+        n = min(nbytes or len(buf), len(self.data) - self.pos)
+        buf[:n] = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+    def settimeout(self, *_):
+        pass
+
+
+class _BytesSink:
+    """What BufferedSocketWriter writes to: collects the bytes of one Native block."""
+
+    def __init__(self):
+        self.parts = []
+
+    def sendall(self, data):
+        self.parts.append(bytes(data))
+
+    def take(self):
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+class EmbeddedConnection(Connection):
+    """A clickhouse-driver Connection whose server is chdb in this process."""
+
+    def __init__(self, *args, path, **kwargs):
+        kwargs.pop("host", None)
+        kwargs.pop("port", None)
+        super().__init__("embedded", *args, **kwargs)
+        self.path = os.path.abspath(path)
+        self._engine = None
+        self._packets = deque()
+        self._inserter = None
+        self._applied = {}
+        self._sink = _BytesSink()
+
+    def __repr__(self):
+        return f"<EmbeddedConnection path={self.path} database={self.database}>"
+
+    # Connection lifecycle -------------------------------------------------------------
+    def connect(self):
+        if self.connected:
+            self.disconnect()
+        self._engine = open_engine(self.path)
+        version = self._engine.query("SELECT version(), timezone()", "TSV").bytes()
+        version, timezone = version.decode().strip().split("\t")
+        major, minor, patch = (list(map(int, version.split(".")[:3])) + [0, 0, 0])[:3]
+        self.server_info = ServerInfo(
+            "chDB", major, minor, patch, 0, timezone, "chdb", used_revision=0
+        )
+        self.context.server_info = self.server_info
+        self.connected = True
+        self._applied = {}
+        if self.database and self.database != "default":
+            # The server image creates its database from CLICKHOUSE_DB; the embedded engine
+            # creates it on first use so a fresh data directory needs no manual step.
+            quoted = "`" + self.database.replace("`", "\\`") + "`"
+            self._engine.query(f"CREATE DATABASE IF NOT EXISTS {quoted}")
+            self._engine.query(f"USE {quoted}")
+
+    def force_connect(self):
+        if not self.connected:
+            self.connect()
+
+    def ping(self):
+        return self.connected
+
+    def disconnect(self):
+        if self._inserter is not None:
+            try:
+                self._inserter.cancel()
+            except Exception:
+                pass
+            self._inserter = None
+        if self._engine is not None:
+            try:
+                self._engine.close()
+            except Exception:
+                pass
+        self._engine = None
+        self._packets.clear()
+        self.connected = False
+        self.is_query_executing = False
+        self.server_info = None
+
+    # Queries --------------------------------------------------------------------------
+    def _apply_settings(self):
+        wanted = {k: _sql_setting_value(v) for k, v in (self.context.settings or {}).items()}
+        statements = [f"{k} = {v}" for k, v in wanted.items() if self._applied.get(k) != v]
+        statements += [f"{k} = DEFAULT" for k in self._applied if k not in wanted]
+        if statements:
+            self._engine.query("SET " + ", ".join(statements))
+            self._applied = wanted
+
+    def _run(self, sql, fmt="Native"):
+        try:
+            return self._engine.query(sql, fmt).bytes()
+        except RuntimeError as e:  # chdb's ChdbError is a RuntimeError
+            raise server_exception(str(e)) from None
+
+    def send_query(self, query, query_id=None, params=None):
+        if not self.connected:
+            self.connect()
+        self._packets.clear()
+        try:
+            self._apply_settings()
+            insert = INSERT_RE.match(query)
+            if insert:
+                self._start_insert(insert)
+            else:
+                self._queue_result(self._run(query))
+        except errors.ServerException as e:
+            self._queue(ServerPacketTypes.EXCEPTION, exception=e)
+
+    def _start_insert(self, match):
+        columns = (match.group("columns") or "").strip() or "*"
+        table = match.group("table")
+        described = self._run(f"DESCRIBE (SELECT {columns} FROM {table})", "TabSeparatedRaw")
+        columns_with_types = [
+            tuple(line.split("\t")[:2]) for line in described.decode().splitlines() if line
+        ]
+        try:
+            self._inserter = self._engine.send_insert(match.group("head"), "Native")
+        except RuntimeError as e:
+            raise server_exception(str(e)) from None
+        self._queue(ServerPacketTypes.DATA, block=RowOrientedBlock(columns_with_types))
+
+    def _queue_result(self, data):
+        source = _BytesSource(data)
+        reader = BufferedSocketReader(source, _BUFFER_SIZE)
+        stream = BlockInputStream(reader, self.context)
+        # Bytes consumed = what the reader pulled from the source minus what it still buffers.
+        while source.pos - (reader.current_buffer_size - reader.position) < len(data):
+            self._queue(ServerPacketTypes.DATA, block=stream.read())
+        self._queue(ServerPacketTypes.END_OF_STREAM)
+
+    def _queue(self, packet_type, block=None, exception=None):
+        packet = Packet()
+        packet.type = packet_type
+        packet.block = block
+        packet.exception = exception
+        self._packets.append(packet)
+
+    def send_external_tables(self, tables, types_check=False):
+        if tables:
+            raise errors.UnknownPacketFromServerError(
+                "External tables are not supported by the embedded engine"
+            )
+
+    def send_data(self, block, table_name=""):
+        if self._inserter is None:
+            raise errors.UnexpectedPacketFromServerError("send_data outside an INSERT")
+        try:
+            if block.num_rows == 0 and not block.columns_with_types:
+                # clickhouse-driver marks the end of the data with an empty block.
+                inserter, self._inserter = self._inserter, None
+                inserter.finish()
+                self._queue(ServerPacketTypes.END_OF_STREAM)
+                return
+            writer = BufferedSocketWriter(self._sink, _BUFFER_SIZE)
+            BlockOutputStream(writer, self.context).write(block)
+            self._inserter.append(self._sink.take())
+        except RuntimeError as e:
+            self._inserter = None
+            self._queue(ServerPacketTypes.EXCEPTION, exception=server_exception(str(e)))
+
+    def send_cancel(self):
+        if self._inserter is not None:
+            self._inserter.cancel()
+            self._inserter = None
+        self._packets.clear()
+        self._queue(ServerPacketTypes.END_OF_STREAM)
+
+    def receive_packet(self):
+        if not self._packets:
+            raise errors.UnexpectedPacketFromServerError("No packet pending from the engine")
+        packet = self._packets.popleft()
+        if packet.type == ServerPacketTypes.EXCEPTION and self._inserter is not None:
+            try:
+                self._inserter.cancel()
+            except Exception:
+                pass
+            self._inserter = None
+        return packet
+
+
+class EmbeddedClientMixin:
+    """Makes a clickhouse-driver Client (or subclass) talk to chdb: `Client(path=...)`."""
+
+    def __init__(self, *args, path, **kwargs):
+        kwargs.pop("host", None)
+        kwargs.pop("port", None)
+        super().__init__("embedded", **kwargs)
+        conn_kwargs = {
+            k: v for k, v in kwargs.items() if k not in ("settings", "round_robin", "alt_hosts")
+        }
+        # The socket connection the base class built is never opened; replace it.
+        self.connections = deque()
+        self.connection = EmbeddedConnection(path=path, **conn_kwargs)
+        self.connection.context.settings = self.settings
+        self.connection.context.client_settings = self.client_settings
+
+
+class EmbeddedClient(EmbeddedClientMixin, Client):
+    """clickhouse_driver.Client on the embedded engine."""

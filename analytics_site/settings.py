@@ -1,0 +1,199 @@
+"""Settings, all read from the environment (documented once: .env.example and README)."""
+
+import os
+import sys
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name, default=None):
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name, default):
+    value = env(name)
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {value!r}")
+
+
+def env_int(name, default):
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+def env_float(name, default):
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off "
+            "(set DJANGO_DEBUG=true for local development)."
+        )
+    SECRET_KEY = "insecure-development-key-only-for-debug"
+ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "clickhouse_backend",
+    "viewing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "analytics_site.urls"
+WSGI_APPLICATION = "analytics_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# --- Databases --------------------------------------------------------------------------
+# `default` keeps Django's own tables (users, sessions, admin log); `clickhouse` keeps the
+# viewing events. analytics_site.db_router sends the viewing app to `clickhouse`.
+VAR_DIR = Path(env("ANALYTICS_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'django.sqlite3'}"), conn_max_age=0
+    )
+}
+
+CLICKHOUSE_HOST = env("CLICKHOUSE_HOST")
+CLICKHOUSE_DATABASE = env("CLICKHOUSE_DATABASE", "analytics")
+CLICKHOUSE_DATA_DIR = str(Path(env("CLICKHOUSE_DATA_DIR", str(VAR_DIR / "clickhouse"))).resolve())
+CLICKHOUSE_EMBEDDED = CLICKHOUSE_HOST is None
+# Settings sent with every query. Inserts are synchronous unless a caller asks otherwise
+# (chdb's session default is async_insert=1); the mark cache of the embedded engine is
+# capped because its 5 GiB default is sized for a dedicated server.
+CLICKHOUSE_QUERY_SETTINGS = {
+    "async_insert": 0,
+    # Room for the id list of a 10,000-event de-duplication look-up.
+    "max_query_size": 16 * 1024 * 1024,
+    "max_execution_time": env_int("CLICKHOUSE_QUERY_TIMEOUT", 30),
+}
+if CLICKHOUSE_EMBEDDED:
+    DATABASES["clickhouse"] = {
+        "ENGINE": "analytics_site.chdb_backend",
+        "NAME": CLICKHOUSE_DATABASE,
+        "OPTIONS": {"path": CLICKHOUSE_DATA_DIR, "settings": CLICKHOUSE_QUERY_SETTINGS},
+        "TEST": {"NAME": f"test_{CLICKHOUSE_DATABASE}"},
+    }
+else:
+    DATABASES["clickhouse"] = {
+        "ENGINE": "clickhouse_backend.backend",
+        "HOST": CLICKHOUSE_HOST,
+        "PORT": env_int("CLICKHOUSE_PORT", 9000),
+        "NAME": CLICKHOUSE_DATABASE,
+        "USER": env("CLICKHOUSE_USER", "default"),
+        "PASSWORD": env("CLICKHOUSE_PASSWORD", ""),
+        "OPTIONS": {
+            "settings": CLICKHOUSE_QUERY_SETTINGS,
+            "connect_timeout": env_int("CLICKHOUSE_CONNECT_TIMEOUT", 5),
+            "send_receive_timeout": env_int("CLICKHOUSE_QUERY_TIMEOUT", 30),
+        },
+        "TEST": {"NAME": f"test_{CLICKHOUSE_DATABASE}"},
+    }
+DATABASE_ROUTERS = ["analytics_site.db_router.ClickHouseRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Viewing data -------------------------------------------------------------------------
+RETENTION_DAYS = env_int("RETENTION_DAYS", 365)
+
+# --- Kafka --------------------------------------------------------------------------------
+KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+KAFKA_TOPICS = [t.strip() for t in env("KAFKA_TOPICS", "stream.start,stream.progress,stream.stop").split(",") if t.strip()]
+KAFKA_CONSUMER_GROUP = env("KAFKA_CONSUMER_GROUP", "analytics-service")
+KAFKA_DLQ_TOPIC = env("KAFKA_DLQ_TOPIC", "stream.dlq")
+ENABLE_KAFKA = env_bool("ENABLE_KAFKA", True)
+# Tansu (the test broker) holds a JoinGroup until session_timeout/2: a short session keeps the
+# first poll of a new group at a few seconds instead of ~23 s with kafka-python's default.
+KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 10000)
+KAFKA_HEARTBEAT_INTERVAL_MS = env_int("KAFKA_HEARTBEAT_INTERVAL_MS", 3000)
+KAFKA_MAX_POLL_INTERVAL_MS = env_int("KAFKA_MAX_POLL_INTERVAL_MS", 300000)
+KAFKA_BATCH_SIZE = env_int("KAFKA_BATCH_SIZE", 10000)
+KAFKA_FLUSH_INTERVAL = env_float("KAFKA_FLUSH_INTERVAL", 1.0)
+
+# --- HTTP API -----------------------------------------------------------------------------
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # bodies over 10 MiB get 413
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Viewing analytics API",
+    "DESCRIPTION": "Viewing events in, popularity, user stats, trends and peak hours out.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"clickhouse_driver": {"level": "WARNING"}},
+}

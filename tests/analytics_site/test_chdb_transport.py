@@ -1,0 +1,144 @@
+"""The embedded-engine transport under clickhouse-driver: values, parameters, inserts,
+settings, errors, threads, and the one-process-per-directory lock."""
+
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from datetime import datetime
+
+import pytest
+from clickhouse_driver import errors
+from django.conf import settings
+
+from analytics_site.chdb_backend.transport import EmbeddedClient
+
+pytestmark = pytest.mark.embedded
+
+DB = "transport_test"
+
+
+@pytest.fixture
+def client():
+    # chdb opens one data directory per process: the one Django's connection uses.
+    c = EmbeddedClient(path=settings.CLICKHOUSE_DATA_DIR, database=DB)
+    c.execute("DROP TABLE IF EXISTS t")
+    yield c
+    c.disconnect()
+
+
+def test_values_round_trip_as_a_server_returns_them(client):
+    u = uuid.UUID("e3e70682-c209-4cac-629f-6fbed82c07cd")
+    rows = client.execute(
+        "SELECT toUUID(%(u)s), toDateTime('2026-11-28 23:59:59', 'UTC'), "
+        "CAST(NULL AS Nullable(UUID)), CAST(%(u)s AS Nullable(UUID)), map('a', 1), "
+        "'ünï ✓', toLowCardinality('start'), toUInt32(4294967295), [1, 2]",
+        {"u": str(u)},
+    )
+    assert rows == [
+        (u, datetime(2026, 11, 28, 23, 59, 59), None, u, {"a": 1}, "ünï ✓", "start", 4294967295, [1, 2])
+    ]
+
+
+def test_parameters_are_escaped_not_executed(client):
+    hostile = "x'); DROP TABLE t; --"
+    assert client.execute("SELECT %(s)s", {"s": hostile}) == [(hostile,)]
+
+
+def test_many_blocks_come_back_whole(client):
+    rows = client.execute("SELECT number FROM numbers(200000)", settings={"max_block_size": 1000})
+    assert [r[0] for r in rows] == list(range(200000))
+
+
+def test_insert_streams_native_blocks(client):
+    client.execute(
+        "CREATE TABLE t (id UUID, n Nullable(UUID), s LowCardinality(String), d DateTime('UTC')) "
+        "ENGINE = MergeTree ORDER BY id"
+    )
+    rows = [(uuid.uuid4(), None if i % 2 else uuid.uuid4(), f"s{i % 3}", datetime(2026, 1, 1, 0, 0, i % 60)) for i in range(5000)]
+    assert client.execute("INSERT INTO t (id, n, s, d) VALUES", rows, settings={"insert_block_size": 1000}) == 5000
+    assert sorted(client.execute("SELECT id, n, s, d FROM t")) == sorted(rows)
+
+
+def test_insert_into_subset_of_columns_and_with_settings(client):
+    client.execute("CREATE TABLE t (a UInt8, b String DEFAULT 'dflt') ENGINE = MergeTree ORDER BY a")
+    client.execute("INSERT INTO t (a) SETTINGS async_insert = 0 VALUES", [(1,), (2,)])
+    assert client.execute("SELECT a, b FROM t ORDER BY a") == [(1, "dflt"), (2, "dflt")]
+
+
+def test_errors_are_clickhouse_driver_server_exceptions(client):
+    with pytest.raises(errors.ServerException) as e:
+        client.execute("SELECT * FROM no_such_table")
+    assert e.value.code == 60
+    client.execute("CREATE TABLE t (a UInt8) ENGINE = MergeTree ORDER BY a")
+    with pytest.raises(errors.ServerException) as e:
+        client.execute("INSERT INTO t (a, nope) VALUES", [(1, 2)])
+    assert e.value.code == 47
+    with pytest.raises(errors.ServerException) as e:
+        client.execute("SELECT throwIf(1, 'boom')")
+    assert "boom" in e.value.message
+    # The connection stays usable after each error.
+    assert client.execute("SELECT count() FROM t") == [(0,)]
+
+
+def test_settings_apply_per_query_and_revert(client):
+    assert client.execute("SELECT getSetting('max_block_size')", settings={"max_block_size": 123}) == [(123,)]
+    assert client.execute("SELECT getSetting('max_block_size')") == [(65409,)]  # the default again
+    # chdb's own session default is async_insert=1; an explicit setting wins.
+    assert client.execute("SELECT getSetting('async_insert')", settings={"async_insert": 0}) == [(False,)]
+
+
+def test_threads_with_their_own_clients_run_in_parallel():
+    results, failures = [], []
+
+    def work(i):
+        c = EmbeddedClient(path=settings.CLICKHOUSE_DATA_DIR, database=DB)
+        try:
+            results.append(c.execute("SELECT sum(number) FROM numbers(%(n)s)", {"n": 100000 + i})[0][0])
+        except Exception as e:  # collected and asserted below
+            failures.append(e)
+        finally:
+            c.disconnect()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not failures
+    assert sorted(results) == sorted(sum(range(100000 + i)) for i in range(8))
+
+
+def test_a_second_process_on_the_directory_gets_a_clear_error(client):
+    client.execute("SELECT 1")  # this process holds the directory
+    script = textwrap.dedent(
+        f"""
+        from analytics_site.chdb_backend.transport import EmbeddedClient, EngineLocked
+        try:
+            EmbeddedClient(path={settings.CLICKHOUSE_DATA_DIR!r}).execute("SELECT 1")
+        except EngineLocked as e:
+            print("LOCKED:", e)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "LOCKED:" in out.stdout, out.stderr[-2000:]
+    assert settings.CLICKHOUSE_DATA_DIR in out.stdout
+    assert "in use by another process" in out.stdout
+
+
+def test_manage_py_on_a_locked_directory_says_so_without_a_traceback(client):
+    client.execute("SELECT 1")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SECRET_KEY": "x",
+        "CLICKHOUSE_DATA_DIR": settings.CLICKHOUSE_DATA_DIR,
+        "ANALYTICS_VAR_DIR": str(settings.VAR_DIR),
+    }
+    out = subprocess.run(
+        [sys.executable, "manage.py", "migrate"], capture_output=True, text=True, timeout=120,
+        env=env, cwd=settings.BASE_DIR,
+    )
+    assert out.returncode == 1
+    assert f"CommandError: The embedded ClickHouse data directory {settings.CLICKHOUSE_DATA_DIR} is in use" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,35 @@
+"""Shared fixtures: a real ClickHouse (embedded by default, see tests/engine.py), emptied
+before each test that asks for it."""
+
+import pytest
+from django.db import connections
+
+from tests.engine import EMBEDDED
+from viewing import ddl
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(reason="embedded-engine test; the suite runs on a server")
+    for item in items:
+        if "ch" in getattr(item, "fixturenames", ()):
+            # Both databases: the test DB of ClickHouse is created (and migrated) once.
+            item.add_marker(pytest.mark.django_db(databases=["default", "clickhouse"]))
+        if "embedded" in item.keywords and not EMBEDDED:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def ch(db):
+    """The ClickHouse connection, every data table truncated (views keep feeding them)."""
+    connection = connections["clickhouse"]
+    with connection.cursor() as cursor:
+        for table in ddl.DATA_TABLES:
+            cursor.execute(f"TRUNCATE TABLE {table}")
+    return connection
+
+
+def query(sql, params=None):
+    """Rows of a query on the ClickHouse test database."""
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()

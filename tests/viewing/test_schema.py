@@ -1,0 +1,112 @@
+"""`migrate` creates the whole schema, and clickhouse/schema.sql says the same."""
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from tests.conftest import query
+from viewing import ddl
+
+OBJECTS = ["viewing_events", *[t for t in ddl.DATA_TABLES if t != "viewing_events"]]
+VIEWS = ["event_ids_mv", "popular_content_mv", "user_stats_mv", "events_daily_mv", "events_hourly_mv"]
+
+
+def show_create(name):
+    return query(f"SHOW CREATE TABLE {name}")[0][0]
+
+
+def test_raw_table_matches_the_contract(ch):
+    columns = query(
+        "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+        "AND table = 'viewing_events' ORDER BY position"
+    )
+    assert columns == [
+        ("id", "UUID"),
+        ("user_id", "UUID"),
+        ("movie_id", "UUID"),
+        ("event_type", "LowCardinality(String)"),
+        ("position_seconds", "UInt32"),
+        ("event_time", "DateTime('UTC')"),
+        ("session_id", "Nullable(UUID)"),
+        ("metadata", "String"),
+        ("created_at", "DateTime('UTC')"),
+    ]
+    ((engine, partition_key, sorting_key, engine_full),) = query(
+        "SELECT engine, partition_key, sorting_key, engine_full FROM system.tables "
+        "WHERE database = currentDatabase() AND name = 'viewing_events'"
+    )
+    assert engine == "MergeTree"
+    assert partition_key == "toYYYYMM(event_time)"
+    assert sorting_key == "toDate(event_time), user_id, event_time"
+    assert f"TTL event_time + toIntervalDay({settings.RETENTION_DAYS})" in engine_full
+    indexes = query(
+        "SELECT name, expr, type_full FROM system.data_skipping_indices "
+        "WHERE database = currentDatabase() AND table = 'viewing_events' ORDER BY name"
+    )
+    assert indexes == [
+        ("idx_movie_id", "movie_id", "bloom_filter(0.01)"),
+        ("idx_session_id", "session_id", "bloom_filter(0.01)"),
+        ("idx_user_id", "user_id", "bloom_filter(0.01)"),
+    ]
+
+
+def test_views_feed_aggregating_tables(ch):
+    for view in VIEWS:
+        assert f"CREATE MATERIALIZED VIEW" in show_create(view)
+    engines = dict(query(
+        "SELECT name, engine FROM system.tables WHERE database = currentDatabase() "
+        "AND name IN ('popular_content_daily', 'user_stats_daily', 'events_daily', 'events_hourly')"
+    ))
+    assert set(engines.values()) == {"AggregatingMergeTree"}
+
+
+def describe(database):
+    """Everything that defines each table and view of a database, in comparable form."""
+    tables = query(
+        "SELECT name, engine, partition_key, sorting_key, primary_key, "
+        "replaceRegexpAll(engine_full, '^.*?(TTL .*?)?( SETTINGS .*)?$', '\\\\1 \\\\2'), "
+        "replaceAll(as_select, %(db)s || '.', '') "
+        "FROM system.tables WHERE database = %(db)s AND name != 'django_migrations' ORDER BY name",
+        {"db": database},
+    )
+    columns = query(
+        "SELECT table, name, type, default_expression FROM system.columns "
+        "WHERE database = %(db)s AND table != 'django_migrations' ORDER BY table, position",
+        {"db": database},
+    )
+    indexes = query(
+        "SELECT table, name, expr, type_full, granularity FROM system.data_skipping_indices "
+        "WHERE database = %(db)s ORDER BY table, name",
+        {"db": database},
+    )
+    return tables, columns, indexes
+
+
+@pytest.fixture
+def schema_sql_database(ch):
+    database = "schema_sql_check"
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {database}")
+        cursor.execute(f"CREATE DATABASE {database}")
+        text = (Path(settings.BASE_DIR) / "clickhouse" / "schema.sql").read_text()
+        statements = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("--"))
+        cursor.execute(f"USE {database}")
+        try:
+            for statement in filter(str.strip, statements.split(";")):
+                cursor.execute(statement)
+        finally:
+            cursor.execute(f"USE {connections['clickhouse'].settings_dict['NAME']}")
+    yield database
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {database}")
+
+
+def test_schema_sql_creates_what_the_migrations_create(ch, schema_sql_database):
+    if settings.RETENTION_DAYS != 365:
+        pytest.skip("schema.sql is written for the default retention of 365 days")
+    migrated = describe(connections["clickhouse"].settings_dict["NAME"])
+    from_file = describe(schema_sql_database)
+    assert [t[0] for t in migrated[0]] == sorted(OBJECTS + VIEWS)
+    assert from_file == migrated

@@ -1,0 +1,112 @@
+"""Storing events: idempotent by id across re-sent, overlapping and repeated batches, in the
+raw table and in every aggregate the views feed."""
+
+import random
+import uuid
+from datetime import datetime, timedelta
+
+from tests.conftest import query
+from viewing.services import events_store
+
+TYPES = ["start", "progress", "finish"]
+
+
+def make_events(n, seed=1):
+    rng = random.Random(seed)
+    users = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(20)]
+    movies = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(5)]
+    base = datetime(2026, 11, 20)
+    return [
+        {
+            "id": uuid.UUID(int=rng.getrandbits(128), version=4),
+            "user_id": rng.choice(users),
+            "movie_id": rng.choice(movies),
+            "event_type": rng.choice(TYPES),
+            "position_seconds": rng.randrange(0, 7200),
+            "event_time": base + timedelta(seconds=rng.randrange(0, 7 * 86400)),
+            "session_id": rng.choice([None, uuid.uuid4()]),
+            "metadata": "{}",
+        }
+        for _ in range(n)
+    ]
+
+
+def everything():
+    """Every stored row and every aggregate, in comparable form."""
+    return {
+        "raw": query("SELECT count(), uniqExact(id) FROM viewing_events"),
+        "ids": query("SELECT count(), uniqExact(id) FROM event_ids"),
+        "popular": query(
+            "SELECT day, movie_id, sum(starts), sum(finishes), uniqMerge(viewers) "
+            "FROM popular_content_daily GROUP BY day, movie_id ORDER BY day, movie_id"
+        ),
+        "users": query(
+            "SELECT user_id, day, movie_id, sum(events), sum(starts), sum(finishes), sum(watch_seconds) "
+            "FROM user_stats_daily GROUP BY user_id, day, movie_id ORDER BY user_id, day, movie_id"
+        ),
+        "daily": query(
+            "SELECT day, sum(events), sum(starts), sum(finishes), uniqMerge(users), uniqMerge(movies) "
+            "FROM events_daily GROUP BY day ORDER BY day"
+        ),
+        "hourly": query(
+            "SELECT hour, sum(events), uniqMerge(users) FROM events_hourly GROUP BY hour ORDER BY hour"
+        ),
+    }
+
+
+def test_a_batch_is_stored_with_every_aggregate(ch):
+    events = make_events(500)
+    assert events_store(events=events) == 500
+    state = everything()
+    assert state["raw"] == [(500, 500)]
+    assert state["ids"] == [(500, 500)]
+    assert sum(row[1] for row in state["daily"]) == 500
+    starts = sum(1 for e in events if e["event_type"] == "start")
+    assert sum(row[2] for row in state["popular"]) == starts
+    watch = sum(e["position_seconds"] for e in events if e["event_type"] == "finish")
+    assert sum(row[6] for row in state["users"]) == watch
+
+
+def test_resending_the_same_batch_changes_nothing(ch):
+    events = make_events(300)
+    events_store(events=events)
+    before = everything()
+    assert events_store(events=events) == 0
+    assert everything() == before
+
+
+def test_an_overlapping_batch_adds_only_the_new_events(ch):
+    events = make_events(400)
+    events_store(events=events[:250])
+    assert events_store(events=events[150:]) == 150
+    once = everything()
+    # The same end state as storing the 400 once, in one batch.
+    ch_reset()
+    events_store(events=events)
+    assert everything() == once
+
+
+def test_repeats_inside_one_batch_count_once(ch):
+    events = make_events(100)
+    assert events_store(events=events + events[:40] + events[10:20]) == 100
+    assert everything()["raw"] == [(100, 100)]
+
+
+def test_a_stored_id_is_not_counted_again_even_with_other_content(ch):
+    (event,) = make_events(1)
+    events_store(events=[event])
+    again = dict(event, event_type="finish", event_time=event["event_time"] + timedelta(days=3))
+    assert events_store(events=[again]) == 0
+    assert query("SELECT event_type FROM viewing_events") == [(event["event_type"],)]
+
+
+def test_nothing_to_store(ch):
+    assert events_store(events=[]) == 0
+    assert everything()["raw"] == [(0, 0)]
+
+
+def ch_reset():
+    from viewing import ddl
+
+    for table in ddl.DATA_TABLES:
+        query(f"TRUNCATE TABLE {table}")

@@ -1,0 +1,1 @@
+"""Viewing events: storage, ingestion and analytics."""

@@ -1,0 +1,48 @@
+"""Writes: storing viewing events, idempotently by event id."""
+
+import threading
+from datetime import datetime, timezone
+
+from django.db import connections
+
+from . import queries
+
+# A batch is checked against the stored ids and inserted under one lock, so two threads of
+# this process cannot both decide that the same id is new. (Several processes writing to one
+# ClickHouse server are covered for retries of the same batch; see README, "Idempotency".)
+_store_lock = threading.Lock()
+# Ids asked per look-up: keeps each query well under ClickHouse's max_query_size.
+LOOKUP_CHUNK = 5000
+
+
+def _stored_ids(cursor, ids):
+    found = set()
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        cursor.execute(queries.STORED_IDS, {"ids": tuple(ids[start : start + LOOKUP_CHUNK])})
+        found.update(row[0] for row in cursor.fetchall())
+    return found
+
+
+def events_store(*, events, using="clickhouse"):
+    """Store `events` (dicts with the columns of queries.EVENT_COLUMNS, created_at optional)
+    in one INSERT, skipping every event whose id is already stored or repeated in the batch.
+
+    Returns the number of events newly stored. Either all new events are stored or, on error,
+    none: the rows go in one block, which ClickHouse writes atomically.
+    """
+    created_at = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    unique = {}
+    for event in events:
+        unique.setdefault(event["id"], event)
+    if not unique:
+        return 0
+    with _store_lock, connections[using].cursor() as cursor:
+        stored = _stored_ids(cursor, list(unique))
+        rows = [
+            tuple(event.get(c, created_at) if c == "created_at" else event[c] for c in queries.EVENT_COLUMNS)
+            for event_id, event in unique.items()
+            if event_id not in stored
+        ]
+        if rows:
+            cursor.executemany(queries.INSERT_EVENTS, rows)
+    return len(rows)
