@@ -1,0 +1,209 @@
+"""The rules every way in shares (HTTP single, HTTP batch, Kafka): a raw event mapping in, a
+storable row out, or every field error at once. Pure: no I/O, no Django database.
+
+Decisions where CONTRACT.md is silent (also in README, "Event rules"):
+- UUIDs: 8-4-4-4-12 hex digits, any case, optionally in braces, or the 32 digits without
+  dashes; stored and returned in canonical lower-case form. Anything else is rejected.
+- event_time / timestamp: an ISO-8601 string with `Z` or an offset (a naive time is rejected:
+  it would silently be read in some time zone), or epoch seconds as a number or a string of
+  digits (milliseconds when > 10^11). Sub-second parts are dropped (second precision).
+- position_seconds: an integer (or a string of digits); floats, booleans, NaN are rejected.
+- Unknown fields are ignored, so producers can add fields without breaking ingestion.
+"""
+
+import json
+import math
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+
+EVENT_TYPES = {
+    "start": "start",
+    "stream.start": "start",
+    "stream_start": "start",
+    "progress": "progress",
+    "stream.progress": "progress",
+    "stream_progress": "progress",
+    "progress_update": "progress",
+    "finish": "finish",
+    "stop": "finish",
+    "stream.stop": "finish",
+    "stream_stop": "finish",
+}
+MAX_POSITION = 4294967295
+MAX_METADATA_BYTES = 8 * 1024
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MILLISECONDS_ABOVE = 10**11
+
+_UUID_RE = re.compile(
+    r"^(?:\{)?([0-9a-fA-F]{8})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{12})(?:\})?$"
+)
+_DIGITS_RE = re.compile(r"^\d{1,20}$")
+
+
+class EventInvalid(ValueError):
+    """An event broke one or more rules; `errors` maps each field to its messages."""
+
+    def __init__(self, errors):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
+
+
+def parse_uuid(value):
+    """A UUID from its text form (see the module docstring), or ValueError."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("Must be a UUID string.")
+    m = _UUID_RE.match(value)
+    if not m or (value.startswith("{") != value.endswith("}")):
+        raise ValueError("Must be a valid UUID.")
+    return uuid.UUID("".join(m.groups()))
+
+
+def parse_event_time(value, *, now, retention_days):
+    """A naive UTC datetime (second precision) from ISO-8601 or epoch seconds/milliseconds,
+    inside [now - retention_days, now + 5 minutes]; ValueError otherwise."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError("Must be an ISO-8601 time with Z or an offset, or epoch seconds.")
+    if isinstance(value, str) and _DIGITS_RE.match(value.strip()):
+        value = int(value.strip())
+    if isinstance(value, datetime):  # a default the service supplies (receipt, record time)
+        moment = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    elif isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("Must be a finite, non-negative number of epoch seconds.")
+        seconds = value / 1000 if value > MILLISECONDS_ABOVE else value
+        try:
+            moment = datetime.fromtimestamp(int(seconds), tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("Is out of range.") from None
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("Must be an ISO-8601 time with Z or an offset, or epoch seconds.") from None
+        if moment.tzinfo is None:
+            raise ValueError("Must include a time zone: Z or an offset such as +02:00.")
+        moment = moment.astimezone(timezone.utc)
+    else:
+        raise ValueError("Must be an ISO-8601 time with Z or an offset, or epoch seconds.")
+    moment = moment.replace(microsecond=0, tzinfo=None)
+    now = now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now
+    if moment > now + FUTURE_TOLERANCE:
+        raise ValueError("Is more than 5 minutes in the future.")
+    if moment < now - timedelta(days=retention_days):
+        raise ValueError(f"Is older than the {retention_days}-day retention.")
+    return moment
+
+
+def parse_position(value):
+    if isinstance(value, str) and _DIGITS_RE.match(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("Must be an integer.")
+    if not 0 <= value <= MAX_POSITION:
+        raise ValueError(f"Must be between 0 and {MAX_POSITION}.")
+    return value
+
+
+def serialize_metadata(value):
+    """The metadata object as compact JSON text, at most 8 KiB; ValueError otherwise."""
+    if value is None:
+        return "{}"
+    if not isinstance(value, dict):
+        raise ValueError("Must be a JSON object.")
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (ValueError, RecursionError):
+        raise ValueError("Must be JSON without NaN or Infinity, nested at most a few hundred levels.") from None
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("Must not contain unpaired UTF-16 surrogates.") from None
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"Must be at most {MAX_METADATA_BYTES} bytes once serialized.")
+    return text
+
+
+def normalize_event(
+    data,
+    *,
+    now,
+    retention_days=365,
+    id_field="id",
+    type_field="event_type",
+    default_type=None,
+    default_time=None,
+    default_id=None,
+):
+    """Check one raw event and return the row to store (EVENT_COLUMNS but created_at).
+
+    `id_field`/`type_field` name the fields of this way in (HTTP: id, event_type; Kafka:
+    event_id, action). `default_type` is used when the type field is absent (Kafka: the
+    topic), `default_time` when no time is given (HTTP: receipt; Kafka: record timestamp),
+    `default_id` when no id is given. Raises EventInvalid with every field's errors.
+    """
+    if not isinstance(data, dict):
+        raise EventInvalid({"non_field_errors": ["Must be a JSON object."]})
+    errors = {}
+    row = {}
+
+    def check(field, parse, value):
+        try:
+            return parse(value)
+        except ValueError as e:
+            errors.setdefault(field, []).append(str(e))
+            return None
+
+    for field in ("user_id", "movie_id"):
+        if data.get(field) is None:
+            errors[field] = ["This field is required."]
+        else:
+            row[field] = check(field, parse_uuid, data[field])
+
+    session = data.get("session_id")
+    row["session_id"] = None if session is None else check("session_id", parse_uuid, session)
+
+    raw_type = data.get(type_field)
+    if raw_type is None:
+        raw_type = default_type
+    if raw_type is None:
+        errors[type_field] = ["This field is required."]
+    elif not isinstance(raw_type, str) or raw_type.strip().lower() not in EVENT_TYPES:
+        errors[type_field] = [
+            f'"{str(raw_type)[:64]}" is not a valid event type; use one of: {", ".join(EVENT_TYPES)}.'
+        ]
+    else:
+        row["event_type"] = EVENT_TYPES[raw_type.strip().lower()]
+
+    position = data.get("position_seconds")
+    row["position_seconds"] = 0 if position is None else check("position_seconds", parse_position, position)
+
+    time_field = "event_time" if data.get("event_time") is not None else "timestamp"
+    raw_time = data.get(time_field)
+    if raw_time is None:
+        row["event_time"] = check(
+            "event_time",
+            lambda v: parse_event_time(v, now=now, retention_days=retention_days),
+            default_time or now,
+        )
+    else:
+        row["event_time"] = check(
+            time_field, lambda v: parse_event_time(v, now=now, retention_days=retention_days), raw_time
+        )
+
+    row["metadata"] = check("metadata", serialize_metadata, data.get("metadata"))
+
+    raw_id = data.get(id_field)
+    if raw_id is None:
+        row["id"] = default_id if default_id is not None else uuid.uuid4()
+    else:
+        row["id"] = check(id_field, parse_uuid, raw_id)
+
+    if errors:
+        raise EventInvalid(errors)
+    return row
