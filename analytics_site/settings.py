@@ -113,6 +113,9 @@ CLICKHOUSE_HOST = env("CLICKHOUSE_HOST")
 CLICKHOUSE_DATABASE = env("CLICKHOUSE_DATABASE", "analytics")
 CLICKHOUSE_DATA_DIR = str(Path(env("CLICKHOUSE_DATA_DIR", str(VAR_DIR / "clickhouse"))).resolve())
 CLICKHOUSE_EMBEDDED = CLICKHOUSE_HOST is None
+# A ClickHouse cluster name (server mode): migrations create Replicated*MergeTree `*_local`
+# tables ON CLUSTER and Distributed tables over them (viewing/ddl.py, "Cluster mode").
+CLICKHOUSE_CLUSTER = env("CLICKHOUSE_CLUSTER")
 # Settings sent with every query. Inserts are synchronous unless a caller asks otherwise
 # (chdb's session default is async_insert=1); the mark cache of the embedded engine is
 # capped because its 5 GiB default is sized for a dedicated server.
@@ -144,6 +147,13 @@ else:
         },
         "TEST": {"NAME": f"test_{CLICKHOUSE_DATABASE}"},
     }
+    if CLICKHOUSE_CLUSTER:
+        # Inserts through Distributed tables return once every shard has its rows, so a
+        # de-duplication look-up right after sees them.
+        CLICKHOUSE_QUERY_SETTINGS["distributed_foreground_insert"] = 1
+        DATABASES["clickhouse"]["OPTIONS"].update(
+            migration_cluster=CLICKHOUSE_CLUSTER, distributed_migrations=True
+        )
 DATABASE_ROUTERS = ["analytics_site.db_router.ClickHouseRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -110,3 +110,49 @@ def test_schema_sql_creates_what_the_migrations_create(ch, schema_sql_database):
     from_file = describe(schema_sql_database)
     assert [t[0] for t in migrated[0]] == sorted(OBJECTS + VIEWS)
     assert from_file == migrated
+
+
+def migration_sql(**overrides):
+    """The SQL the ClickHouse migration runs, with settings overridden (no database needed)."""
+    import importlib
+
+    from django.test import override_settings
+
+    with override_settings(**overrides):
+        module = importlib.reload(importlib.import_module("viewing.migrations.0001_initial"))
+        (operation,) = module.Migration.operations
+    importlib.reload(module)  # back to the real settings for the rest of the session
+    return [op.sql for op in operation.database_operations]
+
+
+def sql_file_statements(name):
+    text = (Path(settings.BASE_DIR) / "clickhouse" / name).read_text()
+    body = "\n".join(l for l in text.splitlines() if not l.startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def test_single_node_migration_runs_schema_sql():
+    assert migration_sql(CLICKHOUSE_CLUSTER=None, RETENTION_DAYS=365) == sql_file_statements("schema.sql")
+
+
+def test_cluster_mode_migration_runs_schema_cluster_sql():
+    statements = migration_sql(CLICKHOUSE_CLUSTER="analytics_cluster", RETENTION_DAYS=365)
+    assert statements == sql_file_statements("schema-cluster.sql")
+    # Every table is replicated locally and distributed under its own name; raw events
+    # are sharded by user, the views read the local raw table.
+    assert (
+        "CREATE TABLE viewing_events ON CLUSTER analytics_cluster AS viewing_events_local\n"
+        "ENGINE = Distributed(analytics_cluster, currentDatabase(), viewing_events_local, cityHash64(user_id))"
+    ) in statements
+    assert sum("ON CLUSTER analytics_cluster" in s for s in statements) == len(statements)
+    assert all("FROM viewing_events_local" in s for s in statements if "MATERIALIZED VIEW" in s)
+    assert sum("ENGINE = ReplicatedAggregatingMergeTree(" in s for s in statements) == 4
+
+
+def test_retention_is_a_setting():
+    assert all("INTERVAL 30 DAY" in s for s in migration_sql(RETENTION_DAYS=30) if "TTL" in s)
+
+
+def test_cluster_name_must_be_an_identifier():
+    with pytest.raises(ValueError, match="CLICKHOUSE_CLUSTER"):
+        ddl.statements(365, "x; DROP TABLE y")

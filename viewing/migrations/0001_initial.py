@@ -49,8 +49,8 @@ class Migration(migrations.Migration):
                 ),
             ],
             database_operations=[
-                migrations.RunSQL(ddl.render(sql, settings.RETENTION_DAYS), reverse)
-                for sql, reverse in ddl.STATEMENTS
+                migrations.RunSQL(sql, reverse)
+                for sql, reverse in ddl.statements(settings.RETENTION_DAYS, settings.CLICKHOUSE_CLUSTER)
             ],
         ),
     ]
