@@ -117,8 +117,7 @@ CLICKHOUSE_EMBEDDED = CLICKHOUSE_HOST is None
 # tables ON CLUSTER and Distributed tables over them (viewing/ddl.py, "Cluster mode").
 CLICKHOUSE_CLUSTER = env("CLICKHOUSE_CLUSTER")
 # Settings sent with every query. Inserts are synchronous unless a caller asks otherwise
-# (chdb's session default is async_insert=1); the mark cache of the embedded engine is
-# capped because its 5 GiB default is sized for a dedicated server.
+# (chdb's session default is async_insert=1).
 CLICKHOUSE_QUERY_SETTINGS = {
     "async_insert": 0,
     # Room for the id list of a 10,000-event de-duplication look-up.

@@ -44,6 +44,9 @@ INSERT_RE = re.compile(
 )
 CODE_RE = re.compile(r"Code: (\d+)\.")
 _BUFFER_SIZE = 1 << 20
+# Server-level settings given to the engine when it starts. The 5 GiB default mark cache is
+# sized for a dedicated server, not for an engine sharing a process with a web app.
+ENGINE_STARTUP = {"mark_cache_size": 512 * 1024 * 1024}
 
 # chdb 26.x only opens one data directory per process; remember which, to fail clearly.
 _engine_lock = threading.Lock()
@@ -95,7 +98,8 @@ def open_engine(path):
             )
         os.makedirs(path, exist_ok=True)
         try:
-            conn = chdb.connect(path)
+            startup = "&".join(f"{k}={v}" for k, v in ENGINE_STARTUP.items())
+            conn = chdb.connect(f"file:{path}?{startup}")
         except RuntimeError as e:
             if "EmbeddedServer" in str(e) or "lock" in str(e).lower():
                 raise EngineLocked(path) from None

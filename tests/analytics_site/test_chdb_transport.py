@@ -89,6 +89,11 @@ def test_settings_apply_per_query_and_revert(client):
     assert client.execute("SELECT getSetting('async_insert')", settings={"async_insert": 0}) == [(False,)]
 
 
+def test_engine_starts_with_a_capped_mark_cache(client):
+    rows = client.execute("SELECT value FROM system.server_settings WHERE name = 'mark_cache_size'")
+    assert rows == [(str(512 * 1024 * 1024),)]
+
+
 def test_threads_with_their_own_clients_run_in_parallel():
     results, failures = [], []
 
