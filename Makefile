@@ -21,7 +21,7 @@ migrate: $(VENV)/.installed
 	$(PY) manage.py migrate
 
 run: migrate
-	$(VENV)/bin/gunicorn analytics_site.wsgi --bind 0.0.0.0:$(PORT) --workers 1 --threads 8 --timeout 60
+	PORT=$(PORT) $(VENV)/bin/gunicorn -c python:analytics_site.gunicorn_conf analytics_site.wsgi
 
 # The suite uses its own temporary data directory and test databases, so it runs while
 # `make run` serves. DJANGO_DEBUG is off there: tests see production behaviour.
