@@ -1,8 +1,19 @@
 """Django app config for the viewing app."""
 
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _apply_retention(sender, using, **kwargs):
+    if using == "clickhouse":
+        from .retention import retention_apply
+
+        retention_apply(using=using)
 
 
 class ViewingConfig(AppConfig):
     name = "viewing"
     verbose_name = "Viewing analytics"
+
+    def ready(self):
+        post_migrate.connect(_apply_retention, sender=self)
