@@ -71,6 +71,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "analytics_site.middleware.RequestLogMiddleware",
+    # Every error response outside the admin leaves as JSON (DEBUG on or off).
+    "analytics_site.exceptions.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -3,7 +3,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from . import ops
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("ready", ops.ready, name="ready"),
+    path("metrics", ops.metrics_view, name="metrics"),
     path("", include("viewing.urls")),
 ]

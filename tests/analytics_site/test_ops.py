@@ -1,0 +1,30 @@
+"""/ready and /metrics."""
+
+from django.db import connections
+from django.db.migrations.recorder import MigrationRecorder
+
+
+def test_ready_when_clickhouse_answers_and_migrated(ch, client):
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "clickhouse": "ok", "migrations": "ok"}
+
+
+def test_not_ready_while_a_migration_is_pending(ch, client):
+    recorder = MigrationRecorder(connections["clickhouse"])
+    recorder.record_unapplied("viewing", "0001_initial")
+    try:
+        response = client.get("/ready")
+        assert response.status_code == 503
+        assert response.json()["migrations"] == "1 pending; run manage.py migrate"
+    finally:
+        recorder.record_applied("viewing", "0001_initial")
+    assert client.get("/ready").status_code == 200
+
+
+def test_metrics_count_requests_per_route(ch, client):
+    client.get("/health")
+    text = client.get("/metrics").content.decode()
+    assert 'analytics_http_request_duration_seconds_count{method="GET",route="health",status="200"}' in text
+    for name in ("analytics_events_ingested_total", "analytics_insert_duration_seconds", "analytics_consumer_lag"):
+        assert f"# HELP {name}" in text
