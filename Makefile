@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8006
 export DJANGO_DEBUG ?= true
 
-.PHONY: run test migrate demo bench clean
+.PHONY: run test migrate demo bench clean browser
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,18 @@ run: migrate
 
 # The suite uses its own temporary data directory and test databases, so it runs while
 # `make run` serves. DJANGO_DEBUG is off there: tests see production behaviour.
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser
 	DJANGO_DEBUG=false $(PY) -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium for the browser tests, from Debian, where apt-get runs as root. Without it
+# those tests skip and say why; everything else still runs.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing chromium and chromium-driver for the browser tests..."; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+		|| echo "Could not install chromium: the browser tests will skip."; \
+	else echo "chromium not installed and apt-get unavailable: the browser tests will skip."; fi
 
 demo: migrate
 	$(PY) manage.py generate_events --events 1000000 --days 30

@@ -75,6 +75,7 @@ MIDDLEWARE = [
     # Every error response outside the admin leaves as JSON (DEBUG on or off).
     "analytics_site.exceptions.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -200,6 +201,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# WhiteNoise serves the admin's and the dashboard's files from the apps, so gunicorn needs no
+# web server in front of it and no collectstatic step.
+WHITENOISE_USE_FINDERS = True
 
 LOG_FORMAT = env("LOG_FORMAT", "plain")
 if LOG_FORMAT not in ("plain", "json"):

@@ -1,0 +1,125 @@
+// The staff dashboard: reads the same API as every client and draws it with Chart.js.
+(function () {
+  "use strict";
+  const API = "/api/v1/analytics";
+  const charts = {};
+  const $ = (id) => document.getElementById(id);
+  const fmt = (n) => Number(n).toLocaleString("en-US");
+
+  async function get(path) {
+    const response = await fetch(API + path, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      throw new Error(body.detail || JSON.stringify(body) || response.statusText);
+    }
+    return body;
+  }
+
+  function draw(id, config) {
+    if (charts[id]) charts[id].destroy();
+    charts[id] = new Chart($(id), config);
+  }
+
+  function renderTrends(data) {
+    const rows = data.trends;
+    const sum = (key) => rows.reduce((total, row) => total + row[key], 0);
+    $("total-events").textContent = fmt(sum("total_events"));
+    $("total-starts").textContent = fmt(sum("starts"));
+    $("total-finishes").textContent = fmt(sum("finishes"));
+    draw("trends-chart", {
+      type: "line",
+      data: {
+        labels: rows.map((r) => r.date),
+        datasets: [
+          { label: "Starts", data: rows.map((r) => r.starts), borderColor: "#2f6fed", tension: 0 },
+          { label: "Finishes", data: rows.map((r) => r.finishes), borderColor: "#12b76a", tension: 0 },
+          { label: "All events", data: rows.map((r) => r.total_events), borderColor: "#98a2b3", tension: 0 },
+        ],
+      },
+      options: { maintainAspectRatio: false, animation: false, interaction: { mode: "index", intersect: false } },
+    });
+  }
+
+  function renderHours(data) {
+    $("peak-hour").textContent = data.peak_hour === null ? "–" : String(data.peak_hour).padStart(2, "0") + ":00";
+    draw("hours-chart", {
+      type: "bar",
+      data: {
+        labels: data.peak_hours.map((h) => String(h.hour).padStart(2, "0")),
+        datasets: [{ label: "Events", data: data.peak_hours.map((h) => h.events_count), backgroundColor: "#2f6fed" }],
+      },
+      options: { maintainAspectRatio: false, animation: false, plugins: { legend: { display: false } } },
+    });
+  }
+
+  function renderPopular(data) {
+    const body = $("popular-table").querySelector("tbody");
+    body.replaceChildren(
+      ...data.items.map((item, i) => {
+        const tr = document.createElement("tr");
+        const cells = [i + 1, item.movie_id, fmt(item.total_views), fmt(item.unique_viewers), item.completion_rate.toFixed(2) + " %"];
+        cells.forEach((value, j) => {
+          const td = document.createElement("td");
+          td.textContent = value;
+          if (j === 1) td.className = "movie";
+          tr.appendChild(td);
+        });
+        return tr;
+      })
+    );
+  }
+
+  async function refresh() {
+    const days = $("days").value;
+    $("status").textContent = "Loading…";
+    try {
+      const [trends, hours, popular] = await Promise.all([
+        get(`/trends?days=${days}`),
+        get(`/peak-hours?days=${days}`),
+        get(`/content/popular?days=${days}&limit=10`),
+      ]);
+      renderTrends(trends);
+      renderHours(hours);
+      renderPopular(popular);
+      $("status").textContent = "";
+      document.body.dataset.loaded = days;
+    } catch (error) {
+      $("status").textContent = "Could not load: " + error.message;
+      $("status").className = "error";
+    }
+  }
+
+  async function lookUpUser(event) {
+    event.preventDefault();
+    const list = $("user-stats");
+    const id = $("user-id").value.trim();
+    try {
+      const stats = await get(`/user/${encodeURIComponent(id)}/stats?days=${$("days").value}`);
+      const rows = [
+        ["Movies started", fmt(stats.movies_started)],
+        ["Movies finished", fmt(stats.movies_finished)],
+        ["Unique movies", fmt(stats.unique_movies_watched)],
+        ["Watch time", fmt(stats.total_watch_time_seconds) + " s"],
+        ["Completion", stats.completion_rate.toFixed(2) + " %"],
+        ["Most watched", stats.most_watched_movie_id || "–"],
+      ];
+      list.replaceChildren(...rows.flatMap(([label, value]) => {
+        const dt = document.createElement("dt");
+        const dd = document.createElement("dd");
+        dt.textContent = label;
+        dd.textContent = value;
+        return [dt, dd];
+      }));
+      list.dataset.user = id;
+    } catch (error) {
+      const dd = document.createElement("dd");
+      dd.className = "error";
+      dd.textContent = error.message;
+      list.replaceChildren(dd);
+    }
+  }
+
+  $("days").addEventListener("change", refresh);
+  $("user-form").addEventListener("submit", lookUpUser);
+  refresh();
+})();
