@@ -176,6 +176,10 @@ KAFKA_HEARTBEAT_INTERVAL_MS = env_int("KAFKA_HEARTBEAT_INTERVAL_MS", 3000)
 KAFKA_MAX_POLL_INTERVAL_MS = env_int("KAFKA_MAX_POLL_INTERVAL_MS", 300000)
 KAFKA_BATCH_SIZE = env_int("KAFKA_BATCH_SIZE", 10000)
 KAFKA_FLUSH_INTERVAL = env_float("KAFKA_FLUSH_INTERVAL", 1.0)
+# Stop (instead of dead-lettering the whole topic) when this many messages in a row are invalid.
+KAFKA_POISON_LIMIT = env_int("KAFKA_POISON_LIMIT", 1000)
+# Longest wait between attempts to store a batch while ClickHouse is unavailable (seconds).
+KAFKA_RETRY_BACKOFF_MAX = env_float("KAFKA_RETRY_BACKOFF_MAX", 30.0)
 
 # --- HTTP API -----------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # bodies over 10 MiB get 413
@@ -217,5 +221,6 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "stream": sys.stderr}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"clickhouse_driver": {"level": "WARNING"}},
+    # kafka-python logs every connection and join at INFO; the consumer loop logs what matters.
+    "loggers": {"clickhouse_driver": {"level": "WARNING"}, "kafka": {"level": "WARNING"}},
 }

@@ -7,6 +7,9 @@ from django.db import connections
 from tests.engine import EMBEDDED
 from viewing import ddl
 
+# The broker fixtures (kafka_bootstrap, kafka) for the Kafka tests.
+pytest_plugins = ["tests.kafka_broker"]
+
 
 def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="embedded-engine test; the suite runs on a server")

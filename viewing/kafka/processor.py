@@ -1,0 +1,74 @@
+"""The pure message processor: one Kafka record's bytes and coordinates in, a storable event
+row out (or MessageInvalid with every error). No I/O: unit-tested without a broker."""
+
+import functools
+import json
+import uuid
+from datetime import datetime, timezone
+
+from viewing.events import EVENT_TYPES, EventInvalid, normalize_event
+
+# Namespace of the ids derived for messages without `event_id`: uuid5(KAFKA_EVENT_NAMESPACE,
+# f"{topic}:{partition}:{offset}"). Fixed forever: a replayed message must get the same id,
+# or it would be counted twice. (It is uuid5(NAMESPACE_URL, "urn:viewing-analytics:kafka").)
+KAFKA_EVENT_NAMESPACE = uuid.UUID("7de86edc-561c-5c7d-8ac3-2bcd6808f872")
+_SPELLINGS_LONGEST_FIRST = sorted(EVENT_TYPES, key=len, reverse=True)
+
+
+class MessageInvalid(ValueError):
+    """A record that cannot become an event; `errors` maps each field to its messages."""
+
+    def __init__(self, errors):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
+
+
+@functools.lru_cache(maxsize=1024)
+def topic_event_type(topic):
+    """The event-type spelling a topic stands for: its whole name (`stream.start`) or its end
+    after a `.`, `_` or `-` (`staging.stream.start`), so environment prefixes keep working.
+    Unknown topics give their own name back, which the event rules then reject by name."""
+    if topic in EVENT_TYPES:
+        return topic
+    for spelling in _SPELLINGS_LONGEST_FIRST:
+        if topic.endswith(spelling) and topic[-len(spelling) - 1] in "._-":
+            return spelling
+    return topic
+
+
+def derived_event_id(topic, partition, offset):
+    """The id of a message that carries no `event_id` (stable across replays)."""
+    return uuid.uuid5(KAFKA_EVENT_NAMESPACE, f"{topic}:{partition}:{offset}")
+
+
+def process_message(value, *, topic, partition, offset, timestamp_ms, now, retention_days=365):
+    """The event row (queries.EVENT_COLUMNS but created_at) of one record, or MessageInvalid.
+
+    `action` decides the type, the topic (topic_event_type) when it is absent; the record's timestamp is the
+    event time when the message has none; `event_id`, else the derived id, is the id.
+    """
+    if value is None:
+        raise MessageInvalid({"non_field_errors": ["Empty message (no value)."]})
+    try:
+        # Decoded as UTF-8 explicitly: json.loads(bytes) would also guess UTF-16/32.
+        data = json.loads(value.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise MessageInvalid({"non_field_errors": ["Not UTF-8 text."]}) from None
+    except ValueError as e:
+        raise MessageInvalid({"non_field_errors": [f"Not valid JSON: {e}."]}) from None
+    record_time = None
+    if timestamp_ms is not None and timestamp_ms >= 0:
+        record_time = datetime.fromtimestamp(timestamp_ms // 1000, tz=timezone.utc)
+    try:
+        return normalize_event(
+            data,
+            now=now,
+            retention_days=retention_days,
+            id_field="event_id",
+            type_field="action",
+            default_type=topic_event_type(topic),
+            default_time=record_time,
+            default_id=derived_event_id(topic, partition, offset),
+        )
+    except EventInvalid as e:
+        raise MessageInvalid(e.errors) from None
