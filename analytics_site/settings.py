@@ -183,10 +183,16 @@ KAFKA_RETRY_BACKOFF_MAX = env_float("KAFKA_RETRY_BACKOFF_MAX", 30.0)
 
 # --- HTTP API -----------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # bodies over 10 MiB get 413
+# Single events are stored through a group-commit buffer (viewing/ingest_buffer.py): under
+# load a flush starts at most every INGEST_FLUSH_INTERVAL seconds, or at once when
+# INGEST_FLUSH_EVENTS are waiting; when idle, at once.
+INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 0.05)
+INGEST_FLUSH_EVENTS = env_int("INGEST_FLUSH_EVENTS", 1000)
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["analytics_site.parsers.BoundedJSONParser"],
+    "EXCEPTION_HANDLER": "analytics_site.exceptions.api_exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,

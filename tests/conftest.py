@@ -1,11 +1,13 @@
 """Shared fixtures: a real ClickHouse (embedded by default, see tests/engine.py), emptied
 before each test that asks for it."""
 
+from datetime import datetime, timezone
+
 import pytest
 from django.db import connections
 
 from tests.engine import EMBEDDED
-from viewing import ddl
+from viewing import clock, ddl
 
 # The broker fixtures (kafka_bootstrap, kafka) for the Kafka tests.
 pytest_plugins = ["tests.kafka_broker"]
@@ -29,6 +31,16 @@ def ch(db):
         for table in ddl.DATA_TABLES:
             cursor.execute(f"TRUNCATE TABLE {table}")
     return connection
+
+
+@pytest.fixture
+def frozen_now():
+    """The service clock frozen at 23:58:00 UTC of today's real date (real, because the
+    tables' TTL counts from the real time): windows and "5 minutes ahead" are then exact, and
+    the next UTC midnight is 2 minutes away."""
+    moment = datetime.now(timezone.utc).replace(hour=23, minute=58, second=0, microsecond=0)
+    with clock.frozen(moment):
+        yield moment
 
 
 def query(sql, params=None):

@@ -23,9 +23,10 @@ def _stored_ids(cursor, ids):
     return found
 
 
-def events_store(*, events, using="clickhouse"):
+def events_store(*, events, using="clickhouse", settings=None):
     """Store `events` (dicts with the columns of queries.EVENT_COLUMNS, created_at optional)
     in one INSERT, skipping every event whose id is already stored or repeated in the batch.
+    `settings`: ClickHouse settings for the INSERT (e.g. async inserts on a server).
 
     Returns the number of events newly stored. Either all new events are stored or, on error,
     none: the rows go in one block, which ClickHouse writes atomically.
@@ -44,5 +45,7 @@ def events_store(*, events, using="clickhouse"):
             if event_id not in stored
         ]
         if rows:
+            if settings:
+                cursor.cursor.set_settings(dict(settings))
             cursor.executemany(queries.INSERT_EVENTS, rows)
     return len(rows)

@@ -1,9 +1,19 @@
-"""URL routes of the viewing app."""
+"""URL routes of the viewing app: the analytics API, health, and the API's schema and docs."""
 
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from . import views
 
 urlpatterns = [
     path("health", views.HealthApi.as_view(), name="health"),
+    path("api/v1/analytics/events", views.EventCreateApi.as_view(), name="event-create"),
+    path("api/v1/analytics/events/batch", views.EventBatchApi.as_view(), name="event-batch"),
+    path("api/v1/analytics/content/popular", views.PopularContentApi.as_view(), name="content-popular"),
+    path("api/v1/analytics/user/<str:user_id>/stats", views.UserStatsApi.as_view(), name="user-stats"),
+    path("api/v1/analytics/trends", views.TrendsApi.as_view(), name="trends"),
+    path("api/v1/analytics/peak-hours", views.PeakHoursApi.as_view(), name="peak-hours"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]

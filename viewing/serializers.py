@@ -1,0 +1,207 @@
+"""Request and response serializers of the HTTP API, and the documented error bodies.
+
+Event input is checked by viewing.events.normalize_event, the rules every way in shares; the
+input serializers only wrap it (and describe the fields for OpenAPI), so the rules live in
+one place.
+"""
+
+import json
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from . import clock
+from .events import EVENT_TYPES, MAX_POSITION, EventInvalid, normalize_event, parse_uuid
+
+MAX_BATCH = 10_000
+EVENT_TIME_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "format": "date-time", "description": "ISO-8601 with Z or an offset"},
+        {"type": "integer", "minimum": 0, "description": "epoch seconds (milliseconds when > 10^11)"},
+    ]
+}
+
+
+@extend_schema_field(EVENT_TIME_SCHEMA)
+class EventTimeField(serializers.Field):
+    """Documentation only: normalize_event parses the value."""
+
+
+class EventInputSerializer(serializers.Serializer):
+    """One viewing event as a client sends it; normalize_event decides what is valid."""
+
+    id = serializers.UUIDField(
+        required=False, help_text="Optional event id: re-sending an id already stored is not counted twice."
+    )
+    user_id = serializers.UUIDField()
+    movie_id = serializers.UUIDField()
+    event_type = serializers.ChoiceField(choices=list(EVENT_TYPES), help_text="Stored as start, progress or finish.")
+    position_seconds = serializers.IntegerField(min_value=0, max_value=MAX_POSITION, required=False, default=0)
+    event_time = EventTimeField(
+        required=False,
+        help_text="When it happened; default the time of receipt. At most 5 minutes ahead, "
+        "within the retention period.",
+    )
+    timestamp = EventTimeField(required=False, help_text="Alias of event_time.")
+    session_id = serializers.UUIDField(required=False, allow_null=True)
+    metadata = serializers.DictField(required=False, help_text="A JSON object, at most 8 KiB serialized.")
+
+    def to_internal_value(self, data):
+        try:
+            return normalize_event(
+                data,
+                now=self.context.get("now") or clock.now(),
+                retention_days=settings.RETENTION_DAYS,
+                default_time=self.context.get("now"),
+            )
+        except EventInvalid as e:
+            raise serializers.ValidationError(e.errors) from None
+
+
+def events_validate_batch(items, *, now):
+    """The stored rows of a batch, or ValidationError({"errors": [...]}) with one entry per
+    item ({} for the valid ones) when any item is invalid."""
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+        raise serializers.ValidationError(
+            {"non_field_errors": [f"Expected a JSON array of 1 to {MAX_BATCH} events."]}
+        )
+    rows, errors = [], []
+    for item in items:
+        try:
+            rows.append(
+                normalize_event(item, now=now, retention_days=settings.RETENTION_DAYS, default_time=now)
+            )
+            errors.append({})
+        except EventInvalid as e:
+            errors.append(e.errors)
+    if any(errors):
+        raise serializers.ValidationError({"errors": errors})
+    return rows
+
+
+class StoredEventSerializer(serializers.Serializer):
+    """An event as stored: canonical type, UTC time, metadata as an object."""
+
+    id = serializers.UUIDField()
+    user_id = serializers.UUIDField()
+    movie_id = serializers.UUIDField()
+    event_type = serializers.ChoiceField(choices=["start", "progress", "finish"])
+    position_seconds = serializers.IntegerField(min_value=0, max_value=MAX_POSITION)
+    event_time = serializers.SerializerMethodField()
+    session_id = serializers.UUIDField(allow_null=True)
+    metadata = serializers.SerializerMethodField()
+
+    @extend_schema_field({"type": "string", "format": "date-time", "example": "2026-11-28T21:04:05Z"})
+    def get_event_time(self, event):
+        return event["event_time"].strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @extend_schema_field({"type": "object", "additionalProperties": True})
+    def get_metadata(self, event):
+        return json.loads(event["metadata"])
+
+
+class BatchAcceptedSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(
+        min_value=1, max_value=MAX_BATCH, help_text="Events in the request (all valid), re-sent ones included."
+    )
+
+
+# --- Error bodies (documentation) ---------------------------------------------------------
+FIELD_ERRORS_SCHEMA = {
+    "type": "object",
+    "description": "DRF-style errors: each offending field (or parameter) with its messages.",
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
+BATCH_ERRORS_SCHEMA = {
+    "type": "object",
+    "description": "`errors`: one entry per item, {} for valid items (invalid batches); or "
+    "`non_field_errors` when the body is not an array of 1 to 10,000 events.",
+    "properties": {
+        "errors": {"type": "array", "items": FIELD_ERRORS_SCHEMA},
+        "non_field_errors": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+# --- Analytics responses ------------------------------------------------------------------
+class PopularItemSerializer(serializers.Serializer):
+    movie_id = serializers.UUIDField()
+    total_views = serializers.IntegerField(min_value=0, help_text="start events in the window")
+    unique_viewers = serializers.IntegerField(min_value=0, help_text="distinct users with any event of the movie")
+    completion_rate = serializers.FloatField(
+        min_value=0, max_value=100, help_text="100 × finishes / starts, 2 decimals, capped at 100"
+    )
+
+
+class PopularContentSerializer(serializers.Serializer):
+    items = PopularItemSerializer(many=True)
+    period_days = serializers.IntegerField(min_value=1, max_value=365)
+    total_items = serializers.IntegerField(min_value=0, help_text="items returned")
+
+
+class UserStatsSerializer(serializers.Serializer):
+    user_id = serializers.UUIDField()
+    movies_started = serializers.IntegerField(min_value=0)
+    movies_finished = serializers.IntegerField(min_value=0)
+    unique_movies_watched = serializers.IntegerField(min_value=0)
+    total_watch_time_seconds = serializers.IntegerField(
+        min_value=0, help_text="sum of position_seconds of the user's finish events"
+    )
+    completion_rate = serializers.FloatField(min_value=0, max_value=100)
+    period_days = serializers.IntegerField(min_value=1, max_value=365)
+    most_watched_movie_id = serializers.UUIDField(
+        allow_null=True, help_text="most starts; ties to the smallest id as text; null without starts"
+    )
+
+
+class TrendDaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    starts = serializers.IntegerField(min_value=0)
+    finishes = serializers.IntegerField(min_value=0)
+    total_events = serializers.IntegerField(min_value=0)
+    unique_users = serializers.IntegerField(min_value=0)
+    unique_movies = serializers.IntegerField(min_value=0)
+
+
+class TrendsSerializer(serializers.Serializer):
+    period_days = serializers.IntegerField(min_value=1, max_value=365)
+    trends = TrendDaySerializer(many=True, help_text="exactly period_days entries, oldest first")
+
+
+class PeakHourSerializer(serializers.Serializer):
+    hour = serializers.IntegerField(min_value=0, max_value=23)
+    events_count = serializers.IntegerField(min_value=0)
+    unique_users = serializers.IntegerField(min_value=0)
+
+
+class PeakHoursSerializer(serializers.Serializer):
+    period_days = serializers.IntegerField(min_value=1, max_value=365)
+    peak_hour = serializers.IntegerField(
+        min_value=0, max_value=23, allow_null=True, help_text="most events; ties: the earliest; null without events"
+    )
+    peak_hours = PeakHourSerializer(many=True, help_text="all 24 hours, ascending")
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["healthy", "unhealthy"])
+    clickhouse = serializers.CharField(help_text='"ok", or the first line of the error')
+
+
+class UserIdField(serializers.Field):
+    """A user id in any form normalize_event accepts (see viewing.events.parse_uuid)."""
+
+    default_error_messages = {"invalid": "Must be a valid UUID."}
+
+    def to_internal_value(self, data):
+        try:
+            return parse_uuid(data)
+        except ValueError:
+            self.fail("invalid")
+
+    def to_representation(self, value):
+        return str(value)
