@@ -113,13 +113,22 @@ FIELD_ERRORS_SCHEMA = {
     "description": "DRF-style errors: each offending field (or parameter) with its messages.",
     "additionalProperties": {"type": "array", "items": {"type": "string"}},
 }
+DETAIL_SCHEMA = {
+    "type": "object",
+    "description": "One message for the whole request (malformed JSON, too large, ...).",
+    "properties": {"detail": {"type": "string"}},
+    "required": ["detail"],
+}
+EVENT_ERRORS_SCHEMA = {"anyOf": [FIELD_ERRORS_SCHEMA, DETAIL_SCHEMA]}
 BATCH_ERRORS_SCHEMA = {
     "type": "object",
     "description": "`errors`: one entry per item, {} for valid items (invalid batches); or "
-    "`non_field_errors` when the body is not an array of 1 to 10,000 events.",
+    "`non_field_errors` when the body is not an array of 1 to 10,000 events; or `detail` "
+    "for malformed JSON.",
     "properties": {
         "errors": {"type": "array", "items": FIELD_ERRORS_SCHEMA},
         "non_field_errors": {"type": "array", "items": {"type": "string"}},
+        "detail": {"type": "string"},
     },
 }
 

@@ -13,6 +13,7 @@ from . import clock, selectors
 from .ingest_buffer import event_ingest
 from .serializers import (
     BATCH_ERRORS_SCHEMA,
+    EVENT_ERRORS_SCHEMA,
     FIELD_ERRORS_SCHEMA,
     BatchAcceptedSerializer,
     ErrorSerializer,
@@ -64,8 +65,8 @@ class EventCreateApi(APIView):
         responses={
             201: StoredEventSerializer,
             400: OpenApiResponse(
-                FIELD_ERRORS_SCHEMA,
-                description="Invalid event or malformed JSON; each offending field with its messages.",
+                EVENT_ERRORS_SCHEMA,
+                description="Invalid event (each offending field with its messages), or malformed JSON.",
                 examples=[
                     OpenApiExample(
                         "bad fields",

@@ -1,0 +1,89 @@
+"""The single-event buffer: concurrent events share inserts, each caller returns only once its
+event is stored, an insert's error reaches every caller of that flush."""
+
+import threading
+import uuid
+from datetime import datetime
+
+import pytest
+from django.db import connections
+
+from tests.conftest import query
+from viewing.ingest_buffer import IngestBuffer
+
+
+def row(**changes):
+    event = {
+        "id": uuid.uuid4(),
+        "user_id": uuid.uuid4(),
+        "movie_id": uuid.uuid4(),
+        "event_type": "start",
+        "position_seconds": 0,
+        "event_time": datetime(2026, 11, 27, 12, 0),
+        "session_id": None,
+        "metadata": "{}",
+    }
+    event.update(changes)
+    return event
+
+
+def submit_concurrently(buffer, events):
+    """Submit each event from its own thread; returns what each thread saw (None or error)."""
+    outcomes = [None] * len(events)
+    start = threading.Barrier(len(events))
+
+    def worker(i):
+        start.wait()
+        try:
+            buffer.submit(events[i])
+            # Stored by the time submit returns: visible from this thread's own connection.
+            if query("SELECT count() FROM viewing_events WHERE id = %(id)s", {"id": events[i]["id"]}) != [(1,)]:
+                outcomes[i] = AssertionError("not visible after submit returned")
+        except Exception as e:
+            outcomes[i] = e
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(events))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return outcomes
+
+
+def test_an_idle_buffer_stores_at_once(ch):
+    buffer = IngestBuffer(interval=60.0, max_events=100)  # an interval a test would notice
+    event = row()
+    assert buffer.submit(event) is event
+    assert buffer.flushes == 1
+    assert query("SELECT id FROM viewing_events") == [(event["id"],)]
+
+
+def test_concurrent_events_share_inserts_and_are_all_stored(ch):
+    buffer = IngestBuffer(interval=0.2, max_events=1000)
+    events = [row() for _ in range(40)]
+    assert submit_concurrently(buffer, events) == [None] * 40
+    assert query("SELECT count() FROM viewing_events") == [(40,)]
+    # 40 requests, far fewer inserts: the first flush goes at once, the rest wait their turn.
+    assert buffer.flushes <= 5
+
+
+def test_a_full_buffer_flushes_without_waiting_for_the_interval(ch):
+    buffer = IngestBuffer(interval=3600.0, max_events=10)
+    buffer.submit(row())  # the idle flush; the next one would otherwise wait an hour
+    events = [row() for _ in range(10)]
+    assert submit_concurrently(buffer, events) == [None] * 10
+    assert buffer.flushes == 2
+
+
+def test_an_insert_error_reaches_every_caller_of_that_flush(ch):
+    buffer = IngestBuffer(interval=0.0, max_events=100)
+    broken = row(position_seconds=2**40)  # does not fit UInt32: the whole insert fails
+    with pytest.raises(Exception):
+        buffer.submit(broken)
+    assert query("SELECT count() FROM viewing_events") == [(0,)]
+    # The buffer is not stuck: the next event goes in.
+    buffer.submit(row())
+    assert query("SELECT count() FROM viewing_events") == [(1,)]
+
