@@ -180,6 +180,8 @@ KAFKA_FLUSH_INTERVAL = env_float("KAFKA_FLUSH_INTERVAL", 1.0)
 KAFKA_POISON_LIMIT = env_int("KAFKA_POISON_LIMIT", 1000)
 # Longest wait between attempts to store a batch while ClickHouse is unavailable (seconds).
 KAFKA_RETRY_BACKOFF_MAX = env_float("KAFKA_RETRY_BACKOFF_MAX", 30.0)
+# How long the consumer tries to reach the brokers at start before it reports them missing.
+KAFKA_BOOTSTRAP_TIMEOUT_MS = env_int("KAFKA_BOOTSTRAP_TIMEOUT_MS", 10000)
 
 # --- HTTP API -----------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # bodies over 10 MiB get 413

@@ -6,3 +6,14 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
 application = get_wsgi_application()
+
+# CONTRACT §1: with ENABLE_KAFKA the API server process also consumes the stream (on the
+# embedded engine no other process may write). Started here so that only a server process
+# runs it, never manage.py commands or tests. gunicorn imports this module in each worker
+# after forking (do not use --preload, which would start it in the master).
+from django.conf import settings  # noqa: E402
+
+if settings.ENABLE_KAFKA:
+    from viewing.kafka.thread import start_consumer_thread  # noqa: E402
+
+    start_consumer_thread()

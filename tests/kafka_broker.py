@@ -13,10 +13,13 @@ import subprocess
 import tempfile
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+
+from viewing.kafka.processor import derived_event_id
 
 # The suite's consumers use short sessions: Tansu holds a JoinGroup until
 # session_timeout_ms / 2, so the default would make each new group wait ~5 s for its first
@@ -193,3 +196,145 @@ def kafka(kafka_bootstrap):
     k.create_topics()
     yield k
     k.close()
+
+
+# --- test streams -----------------------------------------------------------------------------
+
+def event(rng, *, action=None, with_id=True, users=None, movies=None):
+    """A valid message value (dict) with a time in the last few days."""
+    now = datetime.now(timezone.utc)
+    value = {
+        "user_id": str(rng.choice(users) if users else uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "movie_id": str(rng.choice(movies) if movies else uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "timestamp": (now - timedelta(seconds=rng.randrange(60, 5 * 86400))).isoformat(),
+        "position_seconds": rng.randrange(0, 7200),
+        "session_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+    }
+    if action is not None:
+        value["action"] = action
+    if with_id:
+        value["event_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    return value
+
+
+def produce_stream(kafka, rng, n, *, users=8, movies=4):
+    """Send n valid events over the three topics of `kafka`: most with an event_id, some
+    without (id derived from the coordinates), a few sent twice (same event_id). Returns the
+    facts of the distinct events (for expected_analytics) and [(topic, partition, offset,
+    id)] of every message sent."""
+    user_ids = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(users)]
+    movie_ids = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(movies)]
+    facts = {}
+    sent = []
+    pending = []
+    for i in range(n):
+        kind = rng.choice(TYPES)
+        topic = kafka.topic(kind)
+        value = event(rng, action=rng.choice([None, kind, f"stream_{kind}"]), with_id=i % 5 != 0,
+                      users=user_ids, movies=movie_ids)
+        if value.get("event_id"):
+            facts[value["event_id"]] = event_facts(value, topic)
+            sent.append((kafka.produce(topic, value), value["event_id"]))
+            if i % 17 == 0:  # a producer retry: the same event again
+                sent.append((kafka.produce(topic, value), value["event_id"]))
+        else:
+            future = kafka.produce(topic, value)
+            pending.append((future, value, topic))
+            sent.append((future, None))
+    kafka.flush()
+    for future, value, topic in pending:
+        meta = future.get(timeout=10)
+        facts[str(derived_event_id(meta.topic, meta.partition, meta.offset))] = event_facts(value, topic)
+    coordinates = []
+    for future, event_id in sent:
+        meta = future.get(timeout=10)
+        coordinates.append((meta.topic, meta.partition, meta.offset,
+                            event_id or str(derived_event_id(meta.topic, meta.partition, meta.offset))))
+    return list(facts.values()), coordinates
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what() if callable(what) else what}"
+        time.sleep(0.05)  # polling a condition with a bound, not waiting for data blindly
+
+
+# --- analytics, expected and stored ---------------------------------------------------------
+
+TYPE_OF = {"start": "start", "stream.start": "start", "stream_start": "start",
+           "progress": "progress", "stream.progress": "progress", "stream_progress": "progress",
+           "progress_update": "progress", "finish": "finish", "stop": "finish",
+           "stream.stop": "finish", "stream_stop": "finish"}
+
+# Every aggregate the analytics endpoints read, in comparable (JSON) form.
+ANALYTICS_SQL = {
+    "raw": "SELECT count(), uniqExact(id) FROM viewing_events",
+    "popular": "SELECT toString(day), toString(movie_id), sum(starts), sum(finishes), uniqMerge(viewers) "
+               "FROM popular_content_daily GROUP BY day, movie_id ORDER BY 1, 2",
+    "users": "SELECT toString(user_id), toString(day), toString(movie_id), sum(events), sum(starts), "
+             "sum(finishes), sum(watch_seconds) FROM user_stats_daily GROUP BY user_id, day, movie_id "
+             "ORDER BY 1, 2, 3",
+    "daily": "SELECT toString(day), sum(events), sum(starts), sum(finishes), uniqMerge(users), "
+             "uniqMerge(movies) FROM events_daily GROUP BY day ORDER BY 1",
+    "hourly": "SELECT toString(hour), sum(events), uniqMerge(users) FROM events_hourly GROUP BY hour ORDER BY 1",
+}
+
+
+def stored_analytics(run_query):
+    """ANALYTICS_SQL's results through `run_query(sql) -> rows`, as lists of lists."""
+    return {name: [list(row) for row in run_query(sql)] for name, sql in ANALYTICS_SQL.items()}
+
+
+def expected_analytics(events):
+    """What ANALYTICS_SQL must return for `events`: dicts with user_id, movie_id, type
+    (stored spelling), position_seconds, event_time (naive UTC datetime), computed here in
+    plain Python, independently of the service's SQL."""
+    from collections import defaultdict
+
+    popular = defaultdict(lambda: [0, 0, set()])
+    users = defaultdict(lambda: [0, 0, 0, 0])
+    daily = defaultdict(lambda: [0, 0, 0, set(), set()])
+    hourly = defaultdict(lambda: [0, set()])
+    for e in events:
+        day = e["event_time"].strftime("%Y-%m-%d")
+        hour = e["event_time"].strftime("%Y-%m-%d %H:00:00")
+        start, finish = e["type"] == "start", e["type"] == "finish"
+        p = popular[(day, e["movie_id"])]
+        p[0] += start
+        p[1] += finish
+        p[2].add(e["user_id"])
+        u = users[(e["user_id"], day, e["movie_id"])]
+        u[0] += 1
+        u[1] += start
+        u[2] += finish
+        u[3] += e["position_seconds"] if finish else 0
+        d = daily[day]
+        d[0] += 1
+        d[1] += start
+        d[2] += finish
+        d[3].add(e["user_id"])
+        d[4].add(e["movie_id"])
+        h = hourly[hour]
+        h[0] += 1
+        h[1].add(e["user_id"])
+    return {
+        "raw": [[len(events), len(events)]],
+        "popular": [[day, movie, s, f, len(v)] for (day, movie), (s, f, v) in sorted(popular.items())],
+        "users": [[user, day, movie, *values] for (user, day, movie), values in sorted(users.items())],
+        "daily": [[day, n, s, f, len(us), len(ms)] for day, (n, s, f, us, ms) in sorted(daily.items())],
+        "hourly": [[hour, n, len(us)] for hour, (n, us) in sorted(hourly.items())],
+    }
+
+
+def event_facts(value, topic):
+    """The facts expected_analytics needs from one produced JSON message value."""
+    moment = datetime.fromisoformat(value["timestamp"]).astimezone(timezone.utc)
+    return {
+        "user_id": value["user_id"],
+        "movie_id": value["movie_id"],
+        # No action: the topic's last two parts (`<prefix>.stream.stop`) are the spelling.
+        "type": TYPE_OF[value.get("action") or ".".join(topic.split(".")[-2:])],
+        "position_seconds": value.get("position_seconds", 0),
+        "event_time": moment.replace(microsecond=0, tzinfo=None),
+    }

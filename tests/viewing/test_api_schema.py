@@ -84,8 +84,12 @@ def test_the_schema_documents_every_endpoint_with_examples(ch, client):
             "StoredEvent", "EventInputRequest", "BatchAccepted", "Error"} <= set(components)
 
 
-@pytest.mark.parametrize("path", ["/docs", "/redoc"])
-def test_the_docs_render(client, path):
-    response = client.get(path)
-    assert response.status_code == 200
-    assert b"/api/schema/" in response.content
+@pytest.mark.parametrize("path, script", [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")])
+def test_the_docs_render_without_a_cdn(client, path, script):
+    page = client.get(path)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "/api/schema/" in html and "cdn.jsdelivr" not in html
+    src = next(part.split('"')[0] for part in html.split('src="')[1:] if script in part.split('"')[0])
+    asset = client.get(src)
+    assert asset.status_code == 200 and int(asset["Content-Length"]) > 100_000

@@ -79,6 +79,15 @@ def stats_snapshot():
     return [loop.stats.snapshot() for loop in list(_loops)]
 
 
+def _describe(error):
+    """One line about an error: ClickHouse's own message when there is one (its text starts
+    with a bare "Code: NN." line that says little)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if "DB::Exception:" in text:
+        text = text[text.index("DB::Exception:") + len("DB::Exception:"):].strip()
+    return text[:300]
+
+
 def _tp_name(topic, partition):
     return f"{topic}[{partition}]"
 
@@ -134,6 +143,7 @@ class StreamConsumer:
         session_timeout_ms=10000,
         heartbeat_interval_ms=3000,
         max_poll_interval_ms=300000,
+        bootstrap_timeout_ms=10000,
         insert_timeout=30,
         poison_limit=1000,
         retention_days=365,
@@ -149,6 +159,7 @@ class StreamConsumer:
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.max_poll_interval_ms = max_poll_interval_ms
+        self.bootstrap_timeout_ms = bootstrap_timeout_ms
         self.poison_limit = poison_limit
         self.retention_days = retention_days
         self.backoff_initial = backoff_initial
@@ -193,6 +204,7 @@ class StreamConsumer:
             "session_timeout_ms": settings.KAFKA_SESSION_TIMEOUT_MS,
             "heartbeat_interval_ms": settings.KAFKA_HEARTBEAT_INTERVAL_MS,
             "max_poll_interval_ms": settings.KAFKA_MAX_POLL_INTERVAL_MS,
+            "bootstrap_timeout_ms": settings.KAFKA_BOOTSTRAP_TIMEOUT_MS,
             "insert_timeout": settings.CLICKHOUSE_QUERY_SETTINGS["max_execution_time"],
             "poison_limit": settings.KAFKA_POISON_LIMIT,
             "retention_days": settings.RETENTION_DAYS,
@@ -237,7 +249,7 @@ class StreamConsumer:
                 max_poll_records=self.batcher.size,
                 request_timeout_ms=max(30000, self.session_timeout_ms + 5000),
                 # Fail the start-up check in seconds, not kafka-python's default 30 s.
-                bootstrap_timeout_ms=10000,
+                bootstrap_timeout_ms=self.bootstrap_timeout_ms,
             )
             missing = sorted(set(self.topics) - consumer.topics())
         except kafka_errors.KafkaError as e:
@@ -346,14 +358,21 @@ class StreamConsumer:
                     batcher.add_dead_letter(DeadLetter(m.topic, m.partition, m.offset, m.timestamp,
                                                        m.key, m.value, e.errors))
                     self._streak += 1
+                    if self._streak >= self.poison_limit:
+                        break
                 else:
                     batcher.add(row, topic=m.topic, partition=m.partition, offset=m.offset)
                     self._streak = 0
+            if self._streak >= self.poison_limit:
+                break
         self.stats.consumed += count
         self.stats.buffered = len(batcher)
         self._last_activity = time.monotonic()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("Read %d messages; %d buffered, %d consumed in all.", count, len(batcher), self.stats.consumed)
         if self._streak >= self.poison_limit:
-            # What was read is dead-lettered and committed; the rest stays in the topic.
+            # The run up to the limit is dead-lettered and committed; what follows it stays
+            # in the topic, uncommitted (the consumer is closed without committing more).
             self._flush()
             raise PoisonFlood(
                 f"The last {self._streak} messages were all invalid (limit KAFKA_POISON_LIMIT="
@@ -385,7 +404,7 @@ class StreamConsumer:
             delay = min(self.backoff_max, self.backoff_initial * 2 ** (self._failures - 1))
             self._retry_at = time.monotonic() + delay
             self.stats.failed_flushes += 1
-            self.stats.last_error = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self.stats.last_error = _describe(e)
             self.stats.state = "retrying"
             log.warning("Storing %d messages failed (attempt %d): %s. Offsets not committed; "
                         "the batch is kept and retried in %.1f s.",
@@ -455,7 +474,7 @@ class StreamConsumer:
             except Exception as e:
                 # Not committed, so whoever owns the partitions next reads them again.
                 log.warning("Storing %d messages before a rebalance failed: %s; dropped from the "
-                            "buffer, they are read again after the rebalance.", len(batch), e)
+                            "buffer, they are read again after the rebalance.", len(batch), _describe(e))
                 self.batcher.clear()
                 self._retry_at = None
                 return offsets or None
