@@ -9,7 +9,7 @@ import pytest
 from django.db import connections
 
 from tests.conftest import query
-from viewing.ingest_buffer import IngestBuffer
+from viewing.ingest_buffer import SERVER_INSERT_SETTINGS, IngestBuffer
 
 
 def row(**changes):
@@ -87,3 +87,13 @@ def test_an_insert_error_reaches_every_caller_of_that_flush(ch):
     buffer.submit(row())
     assert query("SELECT count() FROM viewing_events") == [(1,)]
 
+
+
+def test_the_server_insert_settings_still_store_synchronously(ch):
+    # What a buffer on a ClickHouse server sends; with wait_for_async_insert=1 the event is
+    # stored (and de-duplicated) by the time the insert returns.
+    buffer = IngestBuffer(interval=0.0, max_events=100, insert_settings=SERVER_INSERT_SETTINGS)
+    event = row()
+    buffer.submit(event)
+    buffer.submit(dict(event))  # a re-sent id
+    assert query("SELECT count() FROM viewing_events WHERE id = %(id)s", {"id": event["id"]}) == [(1,)]
