@@ -2,12 +2,14 @@
 
 DRF's JSONParser reads the request stream directly, which Django's own size check (on
 `request.body`) never sees, so the limit is enforced here: by Content-Length up front, and by
-reading at most one byte past the limit for bodies without one.
+reading at most one byte past the limit for bodies without one. JSON nested too deeply for
+Python's parser is a 400 as well, not a 500.
 """
 
 import io
 
 from django.conf import settings
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from .exceptions import PayloadTooLarge
@@ -26,4 +28,7 @@ class BoundedJSONParser(JSONParser):
         body = stream.read(limit + 1)
         if len(body) > limit:
             raise PayloadTooLarge()
-        return super().parse(io.BytesIO(body), media_type, parser_context)
+        try:
+            return super().parse(io.BytesIO(body), media_type, parser_context)
+        except RecursionError:  # json raises it for deep nesting; DRF catches only ValueError
+            raise ParseError("JSON parse error - nested too deeply.") from None

@@ -150,11 +150,13 @@ def test_a_batch_of_10000_is_one_insert(ch, client, frozen_now):
     assert query("SELECT count(), uniqExact(_part) FROM viewing_events") == [(10_000, 1)]
 
 
+@pytest.mark.parametrize("body", ['{"user_id": ', "[" * 100_000, b"\xff\xfe{}", "NaN"],
+                         ids=["truncated", "nested-too-deep", "not-utf8", "nan"])
 @pytest.mark.parametrize("path", ["events", "events/batch"])
 @pytest.mark.parametrize("debug", [False, True])
-def test_malformed_json_is_a_json_400(ch, path, debug):
+def test_malformed_json_is_a_json_400(ch, path, debug, body):
     with override_settings(DEBUG=debug):
-        response = Client().post(f"{BASE}/{path}", '{"user_id": ', content_type="application/json")
+        response = Client().post(f"{BASE}/{path}", body, content_type="application/json")
     assert response.status_code == 400
     assert "JSON parse error" in response.json()["detail"]
     assert nothing_stored()
