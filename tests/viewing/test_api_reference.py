@@ -192,7 +192,8 @@ def test_each_spelling_is_stored_canonically(ch, client, frozen_now, event_type)
     response = client.post(f"{BASE}/events", body, content_type="application/json")
     assert response.status_code == 201
     assert response.json()["event_type"] == canonical
-    assert query("SELECT event_type FROM viewing_events") == [(canonical,)]
+    assert response.json()["position_seconds"] == 0  # the default when absent
+    assert query("SELECT event_type, position_seconds FROM viewing_events") == [(canonical, 0)]
 
 
 @pytest.mark.parametrize("time_format", TIME_FORMATS)
