@@ -1,5 +1,4 @@
-"""API errors: the domain exceptions, the DRF exception handler that maps them (and Django's
-own) to JSON, and a middleware that turns any remaining HTML error page into JSON."""
+"""API errors as JSON: domain exceptions, the DRF exception handler, a JSON error middleware."""
 
 import logging
 

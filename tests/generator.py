@@ -1,5 +1,8 @@
-"""A small seeded generator of viewing events for the reference tests: the true events, and
-the JSON a client would send for each, in every accepted spelling and time format."""
+"""A small seeded generator of viewing events for the reference tests.
+
+It gives the true events, and the JSON a client would send for each, in every accepted spelling
+and time format.
+"""
 
 import random
 import uuid

@@ -1,5 +1,7 @@
-"""A plain-Python reference of every analytics metric (CONTRACT §2), computed from the true
-events of tests/generator.py, in the exact shape the API answers."""
+"""A plain-Python reference of every analytics metric (CONTRACT §2).
+
+Computed from the true events of tests/generator.py, in the exact shape the API answers.
+"""
 
 from collections import Counter, defaultdict
 from datetime import timedelta

@@ -1,5 +1,8 @@
-"""HTTP endpoints: event ingestion, the four analytics reads, health. Thin: validation in
-serializers and viewing.events, reads in selectors, writes in services and ingest_buffer."""
+"""HTTP endpoints: event ingestion, the four analytics reads, health.
+
+Thin: validation in serializers and viewing.events, reads in selectors, writes in services and
+ingest_buffer.
+"""
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema

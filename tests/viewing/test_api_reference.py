@@ -1,5 +1,7 @@
-"""Every analytics endpoint against the plain-Python reference (tests/reference.py), on events
-sent through the HTTP API in every spelling and time format."""
+"""Every analytics endpoint compared with the plain-Python reference (tests/reference.py).
+
+The events are sent through the HTTP API, in every spelling and time format.
+"""
 
 import random
 import uuid

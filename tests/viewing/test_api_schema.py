@@ -1,6 +1,8 @@
-"""The OpenAPI schema and the API agree: schemathesis generates valid and invalid requests for
-every operation in /api/schema/ and checks that no answer is a 5xx and that every status,
-content type and body is the documented one. Bounded: a few dozen cases per operation."""
+"""The OpenAPI schema and the API agree (schemathesis over every operation of /api/schema/).
+
+Valid and invalid requests; no answer is a 5xx, and every status, content type and body is the
+documented one. Bounded: a few dozen cases per operation.
+"""
 
 import pytest
 import schemathesis

@@ -1,5 +1,4 @@
-"""The API in a real gunicorn server (its own data directory): every event answered 201 is
-stored, also when SIGTERM arrives while clients are sending single events."""
+"""The API in a real gunicorn server: every event answered 201 is stored, across SIGTERM too."""
 
 import json
 import os

@@ -1,5 +1,4 @@
-"""Every input rule of CONTRACT §1 over HTTP: the bad input gets 400 naming the field (or
-parameter), JSON errors with DEBUG on and off, and nothing stored."""
+"""Every input rule of CONTRACT §1 over HTTP: 400 naming the field, JSON errors, nothing stored."""
 
 import json
 import uuid

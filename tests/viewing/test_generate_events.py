@@ -1,5 +1,4 @@
-"""`manage.py generate_events` and viewing.generator: exact counts, idempotent re-runs,
-realistic shape (sessions, popularity skew, evening peak)."""
+"""`generate_events` and viewing.generator: exact counts, idempotent re-runs, realistic shape."""
 
 from collections import Counter
 from datetime import datetime, timedelta, timezone

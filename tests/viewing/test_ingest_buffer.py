@@ -1,5 +1,4 @@
-"""The single-event buffer: concurrent events share inserts, each caller returns only once its
-event is stored, an insert's error reaches every caller of that flush."""
+"""The single-event buffer: shared inserts, return only once stored, errors reach every caller."""
 
 import threading
 import uuid

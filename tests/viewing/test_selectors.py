@@ -1,5 +1,4 @@
-"""The analytics reads on the aggregate tables: correct across unmerged parts, windows by UTC
-date, rates rounded half up and capped."""
+"""The analytics reads: right across unmerged parts, windows by UTC date, rates half up and capped."""
 
 import uuid
 from datetime import date, datetime, timedelta, timezone

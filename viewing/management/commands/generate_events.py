@@ -1,5 +1,4 @@
-"""`generate_events`: writes realistic synthetic viewing events (viewing.generator) into
-ClickHouse in large batches, with a progress bar."""
+"""`generate_events`: synthetic viewing events (viewing.generator) into ClickHouse, in batches."""
 
 import time
 
