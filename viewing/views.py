@@ -75,7 +75,9 @@ class EventCreateApi(APIView):
                         "bad fields",
                         {"user_id": ["Must be a valid UUID."], "position_seconds": ["Must be an integer."]},
                     ),
-                    OpenApiExample("malformed JSON", {"detail": "JSON parse error - Expecting value: line 1 column 1 (char 0)"}),
+                    OpenApiExample(
+                        "malformed JSON", {"detail": "JSON parse error - Expecting value: line 1 column 1 (char 0)"}
+                    ),
                 ],
             ),
             413: TOO_LARGE,
@@ -320,10 +322,14 @@ class HealthApi(APIView):
             503: OpenApiResponse(
                 HealthSerializer,
                 description="ClickHouse cannot be queried.",
-                examples=[OpenApiExample("down", {"status": "unhealthy", "clickhouse": "Code: 210. Connection refused"})],
+                examples=[
+                    OpenApiExample("down", {"status": "unhealthy", "clickhouse": "Code: 210. Connection refused"})
+                ],
             ),
         },
-        examples=[OpenApiExample("up", {"status": "healthy", "clickhouse": "ok"}, response_only=True, status_codes=[200])],
+        examples=[
+            OpenApiExample("up", {"status": "healthy", "clickhouse": "ok"}, response_only=True, status_codes=[200])
+        ],
     )
     def get(self, request):
         ok, detail = selectors.clickhouse_health()

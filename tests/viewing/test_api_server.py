@@ -26,7 +26,12 @@ with connections["clickhouse"].cursor() as cursor:
     cursor.execute("SELECT count() FROM viewing_events WHERE toString(id) IN %(ids)s", {"ids": tuple(ids) or ("",)})
     print(cursor.fetchall()[0][0])
 """
-MIGRATE = "import django; django.setup(); from django.core.management import call_command; call_command('migrate', verbosity=0)"
+MIGRATE = """
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+"""
 
 
 def free_port():

@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 
 import pytest
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from tests.conftest import query
 from viewing.ingest_buffer import SERVER_INSERT_SETTINGS, IngestBuffer
@@ -79,7 +79,7 @@ def test_a_full_buffer_flushes_without_waiting_for_the_interval(ch):
 def test_an_insert_error_reaches_every_caller_of_that_flush(ch):
     buffer = IngestBuffer(interval=0.0, max_events=100)
     broken = row(position_seconds=2**40)  # does not fit UInt32: the whole insert fails
-    with pytest.raises(Exception):
+    with pytest.raises(DatabaseError, match="position_seconds"):
         buffer.submit(broken)
     assert query("SELECT count() FROM viewing_events") == [(0,)]
     # The buffer is not stuck: the next event goes in.

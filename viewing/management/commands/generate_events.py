@@ -34,7 +34,8 @@ class Command(BaseCommand):
             ("--batch-size", batch_size, 1, None),
         ):
             if value < low or (high is not None and value > high):
-                raise CommandError(f"{name} must be between {low} and {high}." if high else f"{name} must be at least {low}.")
+                bounds = f"between {low} and {high}" if high else f"at least {low}"
+                raise CommandError(f"{name} must be {bounds}.")
         started = time.monotonic()
         stored = 0
         batches = event_batches(events=events, days=days, users=users, movies=movies, seed=seed, batch_size=batch_size)
