@@ -24,8 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--movies", type=int, default=500, metavar="M", help="distinct movies (500)")
         parser.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (1)")
         parser.add_argument("--batch-size", type=int, default=100_000, metavar="B", help="rows per insert (100000)")
+        parser.add_argument("--database", default="clickhouse", help="the ClickHouse database alias (clickhouse)")
 
-    def handle(self, *args, events, days, users, movies, seed, batch_size, **options):
+    def handle(self, *args, events, days, users, movies, seed, batch_size, database, **options):
         for name, value, low, high in (
             ("--events", events, 1, None),
             ("--days", days, 1, 365),
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         try:
             with tqdm(total=events, unit="events", unit_scale=True, disable=options["verbosity"] < 1) as bar:
                 for batch in batches:
-                    stored += events_store(events=batch)
+                    stored += events_store(events=batch, using=database)
                     bar.update(len(batch))
         except EngineLocked as e:
             raise CommandError(str(e)) from e
