@@ -38,6 +38,7 @@ MILLISECONDS_ABOVE = 10**11
 _UUID_RE = re.compile(
     r"^(?:\{)?([0-9a-fA-F]{8})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{12})(?:\})?$"
 )
+_CANONICAL_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _DIGITS_RE = re.compile(r"^\d{1,20}$")
 
 
@@ -55,6 +56,9 @@ def parse_uuid(value):
         return value
     if not isinstance(value, str):
         raise ValueError("Must be a UUID string.")
+    if _CANONICAL_UUID_RE.fullmatch(value):
+        # The form producers send: uuid.UUID parses it directly, at half the cost (Kafka path).
+        return uuid.UUID(value)
     m = _UUID_RE.match(value)
     if not m or (value.startswith("{") != value.endswith("}")):
         raise ValueError("Must be a valid UUID.")

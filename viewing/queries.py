@@ -18,11 +18,14 @@ EVENT_COLUMNS = (
 INSERT_EVENTS = f"INSERT INTO viewing_events ({', '.join(EVENT_COLUMNS)}) VALUES"
 
 # Which of these ids are stored already. event_ids is sorted by id in small granules, so
-# this reads about one granule per id asked, whatever the size of the table.
+# this reads about one granule per id asked, whatever the size of the table. The ids come
+# as one comma-separated string parameter: a literal tuple of thousands of UUIDs costs
+# ClickHouse and the driver several times more to parse (measured: 66 ms vs 10 ms for 5,000),
+# and the IN subquery still uses the primary key (EXPLAIN indexes=1 selects the same granules).
 STORED_IDS = """
 SELECT id
 FROM event_ids
-WHERE id IN %(ids)s
+WHERE id IN (SELECT toUUID(arrayJoin(splitByChar(',', %(ids)s))))
 """
 
 # --- Analytics reads ----------------------------------------------------------------------

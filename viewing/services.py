@@ -18,7 +18,7 @@ LOOKUP_CHUNK = 5000
 def _stored_ids(cursor, ids):
     found = set()
     for start in range(0, len(ids), LOOKUP_CHUNK):
-        cursor.execute(queries.STORED_IDS, {"ids": tuple(ids[start : start + LOOKUP_CHUNK])})
+        cursor.execute(queries.STORED_IDS, {"ids": ",".join(map(str, ids[start : start + LOOKUP_CHUNK]))})
         found.update(row[0] for row in cursor.fetchall())
     return found
 

@@ -7,6 +7,7 @@ import threading
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.conftest import query
 from tests.kafka_broker import (
@@ -90,9 +91,16 @@ def analytics():
     return stored_analytics(query)
 
 
+def kafka_metric(name, **labels):
+    return REGISTRY.get_sample_value(name, {"path": "kafka", **labels}) or 0
+
+
 def test_stored_events_feed_every_aggregate_exactly_once(ch, kafka):
     facts, _ = produce_stream(kafka, random.Random(7), 400)
+    ingested = kafka_metric("analytics_events_ingested_total")
     stats = make_loop(kafka, batch_size=120).run(exit_on_idle=1)
+    # The /metrics counters follow the loop's own.
+    assert kafka_metric("analytics_events_ingested_total") - ingested == stats["stored"]
     assert analytics() == expected_analytics(facts)
     assert stats["stored"] == len(facts)
     assert stats["duplicates"] == stats["consumed"] - len(facts) > 0  # the re-sent ones
@@ -176,6 +184,7 @@ def test_clickhouse_down_for_a_while_then_back_loses_nothing(ch, kafka):
         snapshot = loop.stats.snapshot()
         assert snapshot["buffered"] <= 50  # fetching paused: memory stays bounded
         assert snapshot["stored"] == 0 and snapshot["state"] == "retrying"
+        assert snapshot["total_lag"] >= 50  # what waits is visible as lag
         assert kafka.committed(kafka.group()) == {}
     finally:
         query("RENAME TABLE event_ids_away TO event_ids")

@@ -15,6 +15,7 @@ from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer, 
 from kafka import errors as kafka_errors
 from kafka.structs import OffsetAndMetadata
 
+from analytics_site import metrics
 from viewing.services import LOOKUP_CHUNK, events_store
 
 from .batcher import Batcher, DeadLetter
@@ -188,7 +189,7 @@ class StreamConsumer:
         self._streak = 0
         self._joined = False
         self._last_activity = time.monotonic()
-        self._stored_next = {}  # (topic, partition) -> next offset not yet stored/committed
+        self._stored_next = {}  # (topic, partition) -> first offset not yet stored (for lag)
         self._uncommitted = {}  # stored, commit failed: retried with the next commit
 
     @classmethod
@@ -348,7 +349,10 @@ class StreamConsumer:
         retention = self.retention_days
         batcher = self.batcher
         count = 0
-        for messages in records.values():
+        for tp, messages in records.items():
+            # The first offset this run sees of a partition is where its unstored part begins
+            # (lag counts from there until something is stored).
+            self._stored_next.setdefault((tp.topic, tp.partition), messages[0].offset)
             for m in messages:
                 count += 1
                 try:
@@ -406,12 +410,14 @@ class StreamConsumer:
             self.stats.failed_flushes += 1
             self.stats.last_error = _describe(e)
             self.stats.state = "retrying"
+            self.stats.lag = self._lag()
             log.warning("Storing %d messages failed (attempt %d): %s. Offsets not committed; "
                         "the batch is kept and retried in %.1f s.",
                         len(batch), self._failures, self.stats.last_error, delay)
             return False
         seconds = time.monotonic() - started
         self.batcher.take()
+        self._stored_next.update(batch.offsets)
         if self._failures:
             log.info("Storing works again after %d failed attempts.", self._failures)
         self._failures = 0
@@ -436,15 +442,28 @@ class StreamConsumer:
             "dead_lettered": len(batch.dead_letters),
             "seconds": round(seconds, 3),
         }
+        total_lag = sum(stats.lag.values())
         log.info("Flushed %d messages: %d stored, %d duplicates, %d dead-lettered in %.3f s; lag %d.",
-                 len(batch), new, len(batch.rows) - new, len(batch.dead_letters), seconds,
-                 sum(stats.lag.values()))
+                 len(batch), new, len(batch.rows) - new, len(batch.dead_letters), seconds, total_lag,
+                 extra={"rows": len(batch.rows), "stored": new, "duplicates": len(batch.rows) - new,
+                        "dead_lettered": len(batch.dead_letters), "seconds": round(seconds, 3),
+                        "lag": total_lag})
+        metrics.EVENTS_INGESTED.labels("kafka").inc(new)
+        metrics.EVENTS_DUPLICATE.labels("kafka").inc(len(batch.rows) - new)
+        if batch.rows:
+            metrics.INSERT_SECONDS.labels("kafka").observe(seconds)
+            metrics.INSERT_ROWS.labels("kafka").observe(len(batch.rows))
+        if batch.dead_letters:
+            metrics.DLQ_MESSAGES.labels(self.dlq_topic).inc(len(batch.dead_letters))
+        for tp in self.consumer.assignment() if self.consumer is not None else ():
+            lag = stats.lag.get(_tp_name(tp.topic, tp.partition))
+            if lag is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _commit_map(self, offsets):
         return {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
 
     def _committed_ok(self, offsets):
-        self._stored_next.update(offsets)
         for key in offsets:
             self._uncommitted.pop(key, None)
 
@@ -479,6 +498,7 @@ class StreamConsumer:
                 self._retry_at = None
                 return offsets or None
             self.batcher.take()
+            self._stored_next.update(batch.offsets)
             self._failures = 0
             self._retry_at = None
             self._account(batch, new, time.monotonic() - started)
@@ -488,6 +508,8 @@ class StreamConsumer:
     def _assigned(self, assigned):
         self._joined = True
         self._last_activity = time.monotonic()
+        keep = {(tp.topic, tp.partition) for tp in assigned}
+        self._stored_next = {k: v for k, v in self._stored_next.items() if k in keep}
         self.stats.assignment = sorted(_tp_name(tp.topic, tp.partition) for tp in assigned)
         self.stats.paused = False
         log.info("Assigned partitions: %s.", ", ".join(self.stats.assignment) or "none")

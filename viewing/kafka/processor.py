@@ -59,6 +59,8 @@ def process_message(value, *, topic, partition, offset, timestamp_ms, now, reten
     record_time = None
     if timestamp_ms is not None and timestamp_ms >= 0:
         record_time = datetime.fromtimestamp(timestamp_ms // 1000, tz=timezone.utc)
+    # The derived id costs a SHA-1: only for messages that carry no event_id.
+    has_id = isinstance(data, dict) and data.get("event_id") is not None
     try:
         return normalize_event(
             data,
@@ -68,7 +70,7 @@ def process_message(value, *, topic, partition, offset, timestamp_ms, now, reten
             type_field="action",
             default_type=topic_event_type(topic),
             default_time=record_time,
-            default_id=derived_event_id(topic, partition, offset),
+            default_id=None if has_id else derived_event_id(topic, partition, offset),
         )
     except EventInvalid as e:
         raise MessageInvalid(e.errors) from None
