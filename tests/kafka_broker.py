@@ -254,9 +254,11 @@ def produce_stream(kafka, rng, n, *, users=8, movies=4):
 
 
 def wait_until(condition, timeout, what):
+    """Poll `condition` until true; fail after `timeout` s naming `what` (a text or a callable)."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what() if callable(what) else what}"
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
         time.sleep(0.05)  # polling a condition with a bound, not waiting for data blindly
 
 

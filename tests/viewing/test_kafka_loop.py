@@ -171,6 +171,7 @@ def test_a_flood_of_invalid_messages_stops_the_loop_instead_of_dead_lettering_th
     assert kafka.committed(kafka.group()) == {(topic, 0): 20}  # the other 30 stay unread
 
 
+@pytest.mark.slow
 def test_clickhouse_down_for_a_while_then_back_loses_nothing(ch, kafka):
     loop = make_loop(kafka, batch_size=50)
     thread, result = run_in_thread(loop, exit_on_idle=1)
@@ -194,6 +195,7 @@ def test_clickhouse_down_for_a_while_then_back_loses_nothing(ch, kafka):
     assert kafka.committed(kafka.group()) == kafka.produced_offsets()
 
 
+@pytest.mark.slow
 def test_two_consumers_in_one_group_split_the_partitions_without_duplicates(ch, kafka):
     first, second = make_loop(kafka, batch_size=60), make_loop(kafka, batch_size=60)
     runs = [run_in_thread(first, exit_on_idle=3), run_in_thread(second, exit_on_idle=3)]
@@ -215,6 +217,7 @@ def test_two_consumers_in_one_group_split_the_partitions_without_duplicates(ch, 
     assert kafka.committed(kafka.group()) == kafka.produced_offsets()
 
 
+@pytest.mark.slow
 def test_a_new_group_replaying_the_whole_topic_changes_no_result(ch, kafka):
     facts, _ = produce_stream(kafka, random.Random(9), 300)
     make_loop(kafka, group="first").run(exit_on_idle=1)
@@ -227,3 +230,15 @@ def test_a_new_group_replaying_the_whole_topic_changes_no_result(ch, kafka):
     assert stats["consumed"] == len(kafka._sent) and stats["stored"] == 0
     assert stats["duplicates"] == stats["consumed"]
     assert analytics() == before
+
+
+def test_max_messages_stops_after_exactly_that_many_with_them_committed(ch, kafka):
+    facts, sent = produce_stream(kafka, random.Random(13), 40)
+
+    first = make_loop(kafka).run(max_messages=15)
+    assert first["consumed"] == 15
+    assert sum(kafka.committed(kafka.group()).values()) == 15
+    rest = make_loop(kafka).run(exit_on_idle=1)  # the same group goes on from there
+
+    assert rest["consumed"] == len(sent) - 15
+    assert analytics() == expected_analytics(facts)

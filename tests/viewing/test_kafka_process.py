@@ -8,6 +8,7 @@ import os
 import queue
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -200,4 +201,15 @@ def test_without_the_schema_the_command_says_to_migrate(kafka, tmp_path):
     out = manage(env, "consume_stream", "--exit-on-idle", "1", check=False)
     assert out.returncode == 1
     assert "CommandError: The ClickHouse schema is missing: run `python manage.py migrate` first." in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_without_a_broker_the_command_says_kafka_is_not_reachable(consumer_env):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nobody = f"127.0.0.1:{s.getsockname()[1]}"  # nothing listens once the socket is closed
+    env = {**consumer_env, "KAFKA_BOOTSTRAP_SERVERS": nobody, "KAFKA_BOOTSTRAP_TIMEOUT_MS": "500"}
+    out = manage(env, "consume_stream", check=False, timeout=60)
+    assert out.returncode == 1
+    assert f"CommandError: Kafka is not reachable at {nobody}" in out.stderr
     assert "Traceback" not in out.stderr
