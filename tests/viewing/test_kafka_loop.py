@@ -242,3 +242,28 @@ def test_max_messages_stops_after_exactly_that_many_with_them_committed(ch, kafk
 
     assert rest["consumed"] == len(sent) - 15
     assert analytics() == expected_analytics(facts)
+
+
+@pytest.mark.slow
+def test_a_rebalance_stores_and_commits_the_buffered_batch_before_partitions_move(ch, kafka):
+    # The first consumer would hold its batch for a minute; only the rebalance listener can
+    # store and commit it when a second member joins.
+    first = make_loop(kafka, batch_size=10000, flush_interval=60)
+    first_run = run_in_thread(first, exit_on_idle=2)
+    wait_until(lambda: len(first.stats.assignment) == 9, 30, "the first consumer to own every partition")
+    facts, sent = produce_stream(kafka, random.Random(17), 200)
+    wait_until(lambda: first.stats.consumed == len(sent), 30, "the first consumer to read everything")
+    assert first.stats.stored == 0 and kafka.committed(kafka.group()) == {}
+
+    second = make_loop(kafka)
+    second_run = run_in_thread(second, exit_on_idle=2)
+    wait_until(lambda: second.stats.assignment, 30, "the second consumer to get partitions")
+    assert first.stats.stored == len(facts)  # stored by the listener, not by a flush trigger
+    assert kafka.committed(kafka.group()) == kafka.produced_offsets()
+
+    for thread, result in (first_run, second_run):
+        thread.join(60)
+        assert not thread.is_alive() and "error" not in result
+    # Nothing the first consumer had buffered was read again by the second.
+    assert first.stats.consumed + second.stats.consumed == len(sent)
+    assert analytics() == expected_analytics(facts)

@@ -102,6 +102,7 @@ class _Listener(AsyncConsumerRebalanceListener):
         self.loop = loop
 
     async def on_partitions_revoked(self, revoked):
+        self.loop._revoked()
         if not revoked:
             return
         offsets = self.loop._store_for_rebalance()
@@ -504,6 +505,11 @@ class StreamConsumer:
             self._account(batch, new, time.monotonic() - started)
             offsets.update(batch.offsets)
         return offsets or None
+
+    def _revoked(self):
+        # A rebalance is under way: not idle, and rejoining may take as long as a first join.
+        self._joined = False
+        self._last_activity = time.monotonic()
 
     def _assigned(self, assigned):
         self._joined = True
