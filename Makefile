@@ -41,5 +41,11 @@ browser:
 demo: migrate
 	$(PY) manage.py generate_events --events 1000000 --days 30
 
+# Benchmarks (bench/, README "Performance"): ingestion and query speed as ratios to the engine's
+# floor; prints a table, writes bench/results.json. Not a test: never run by CI, never fails on
+# a missed target. BENCH_ARGS=--quick for 1M events only (~5 min); the full run takes ~30.
+bench: $(VENV)/.installed-dev
+	$(PY) -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache

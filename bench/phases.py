@@ -1,0 +1,193 @@
+"""Benchmark phases that need a process of their own: the ones that open an embedded data
+directory (one process at a time may) and the Kafka producer and bare reader.
+
+Run by the orchestrator as `python -m bench.phases MODE` with a JSON spec on stdin; prints a
+JSON result on stdout.
+"""
+
+import json
+import sys
+import time
+from datetime import date, datetime, time as dtime, timedelta, timezone
+
+from analytics_site.chdb_backend.transport import EmbeddedClient
+from viewing import queries
+
+from . import sql as bench_sql
+from .load import event_json, generated
+from .stats import summary
+
+# What the service sends with every query (analytics_site/settings.py).
+QUERY_SETTINGS = {"async_insert": 0, "max_query_size": 16 * 1024 * 1024, "max_execution_time": 60}
+TABLES = ["viewing_events", "event_ids", "popular_content_daily", "user_stats_daily", "events_daily", "events_hourly"]
+
+
+def engine_client(path):
+    return EmbeddedClient(path=path, database="analytics", settings=QUERY_SETTINGS)
+
+
+def mode_floor(spec):
+    """The engine floor: each round's rows in one Native INSERT through clickhouse-driver,
+    straight into the engine (no HTTP, no validation, no de-duplication look-up)."""
+    client = engine_client(spec["dir"])
+    client.execute("SELECT 1")
+    rounds = []
+    created_at = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    for data in spec["rounds"]:
+        rows = [tuple(e.get(c, created_at) for c in queries.EVENT_COLUMNS) for e in generated(data)]
+        t0 = time.perf_counter()
+        client.execute(queries.INSERT_EVENTS, rows)
+        seconds = time.perf_counter() - t0
+        rounds.append({"events": len(rows), "seconds": seconds, "events_per_s": len(rows) / seconds})
+    return {"rounds": rounds}
+
+
+def mode_parts(spec):
+    """Parts each table has had created (system.part_log does not exist in chdb: the highest
+    block number of a MergeTree table counts the parts inserts made), its active parts, rows."""
+    client = engine_client(spec["dir"])
+    out = {}
+    for table in TABLES:
+        (created, active, rows), = client.execute(
+            "SELECT max(max_block_number), countIf(active), sumIf(rows, active) FROM system.parts "
+            "WHERE database = 'analytics' AND table = %(t)s", {"t": table})
+        out[table] = {"parts_created": created, "active_parts": active, "rows": rows}
+    return out
+
+
+def windows(days):
+    """The parameters the selectors give the queries for a window of `days` (viewing/selectors.py)."""
+    last_day = datetime.now(timezone.utc).date()
+    first_day = last_day - timedelta(days=days - 1)
+    return {
+        "first_day": first_day,
+        "last_day": last_day,
+        "start": datetime.combine(first_day, dtime()),
+        "end": datetime.combine(last_day + timedelta(days=1), dtime()),
+    }
+
+
+def mode_sql(spec):
+    """Each endpoint's SQL run directly on the engine (chdb, Native output, not decoded) and
+    through clickhouse-driver (decoded to Python), and the raw-table version of each."""
+    client = engine_client(spec["dir"])
+    client.execute("SELECT 1")
+    engine = client.connection._engine
+    context = client.connection.context
+    window = windows(spec["days"])
+    users = [str(u) for (u,) in client.execute(
+        "SELECT DISTINCT user_id FROM user_stats_daily ORDER BY cityHash64(user_id) LIMIT %(n)s",
+        {"n": spec["users"]})]
+    params = {
+        "popular": lambda i: {"first_day": window["first_day"], "last_day": window["last_day"], "limit": 10},
+        "user_stats": lambda i: {"user_id": users[i % len(users)], "first_day": window["first_day"],
+                                 "last_day": window["last_day"]},
+        "trends": lambda i: {"first_day": window["first_day"], "last_day": window["last_day"]},
+        "peak_hours": lambda i: {"start": window["start"], "end": window["end"]},
+    }
+    out = {"users": users, "queries": {}}
+    for name, (mv_sql, raw_sql) in bench_sql.ENDPOINT_SQL.items():
+        figures = {"engine": [], "driver": [], "raw_engine": []}
+        for label, sql in (("engine", mv_sql), ("raw_engine", raw_sql)):
+            texts = [client.substitute_params(sql, params[name](i), context) for i in range(spec["count"])]
+            engine.query(texts[0], "Native").bytes()  # warm-up
+            for _ in range(spec["rounds"]):
+                latencies = []
+                for text in texts:
+                    t0 = time.perf_counter()
+                    engine.query(text, "Native").bytes()
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                figures[label].append(summary(latencies))
+        for _ in range(spec["rounds"]):
+            latencies = []
+            for i in range(spec["count"]):
+                p = params[name](i)
+                t0 = time.perf_counter()
+                client.execute(mv_sql, p)
+                latencies.append((time.perf_counter() - t0) * 1000)
+            figures["driver"].append(summary(latencies))
+        out["queries"][name] = figures
+    out["tables"] = {t: client.execute(f"SELECT count() FROM {t}")[0][0] for t in TABLES}
+    return out
+
+
+# --- Kafka --------------------------------------------------------------------------------------
+
+def mode_produce(spec):
+    """Fill the topics: generated events as the players send them (JSON, `action`, `event_id`)."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=spec["bootstrap"], acks=1, linger_ms=20,
+                             batch_size=512 * 1024, max_request_size=8 * 1024 * 1024)
+    topic_of = {"start": spec["topics"][0], "progress": spec["topics"][1], "finish": spec["topics"][2]}
+    action_of = {"start": "start", "progress": "progress", "finish": "stop"}
+    sent = 0
+    t0 = time.perf_counter()
+    for data in spec["rounds"]:
+        for e in generated(data):
+            body = event_json(e)
+            value = {
+                "event_id": body["id"], "user_id": body["user_id"], "movie_id": body["movie_id"],
+                "action": action_of[e["event_type"]], "timestamp": body["event_time"],
+                "position_seconds": body["position_seconds"], "session_id": body["session_id"],
+                "metadata": body["metadata"],
+            }
+            producer.send(topic_of[e["event_type"]], json.dumps(value, separators=(",", ":")).encode())
+            sent += 1
+    producer.flush(timeout=120)
+    producer.close(timeout=30)
+    return {"sent": sent, "seconds": time.perf_counter() - t0}
+
+
+def mode_bare_read(spec):
+    """The consumer's ceiling: a kafka-python loop in a new group that only reads the messages
+    (the same consumer settings the service's loop uses, no parsing, no storing). Timed from
+    the partition assignment to the last message, as the end-to-end run is."""
+    from kafka import KafkaConsumer
+    from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+    assigned = []
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked):
+            pass
+
+        def on_partitions_assigned(self, partitions):
+            assigned.append(time.perf_counter())
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=spec["bootstrap"], group_id=spec["group"], enable_auto_commit=False,
+        auto_offset_reset="earliest", session_timeout_ms=10000, heartbeat_interval_ms=3000,
+        max_poll_records=spec.get("max_poll_records", 10000),
+    )
+    consumer.subscribe(spec["topics"], listener=Listener())
+    count, last = 0, None
+    deadline = time.monotonic() + spec.get("timeout", 300)
+    while count < spec["count"] and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500, max_records=spec.get("max_poll_records", 10000)).values():
+            count += len(records)
+            last = time.perf_counter()
+    consumer.close(autocommit=False)
+    started = assigned[0] if assigned else None
+    seconds = (last - started) if (last and started) else None
+    return {"messages": count, "seconds": seconds, "events_per_s": count / seconds if seconds else None}
+
+
+MODES = {"floor": mode_floor, "parts": mode_parts, "sql": mode_sql, "produce": mode_produce,
+         "bare_read": mode_bare_read}
+
+
+def _default(value):
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def main():
+    mode = sys.argv[1]
+    spec = json.load(sys.stdin)
+    json.dump(MODES[mode](spec), sys.stdout, default=_default)
+
+
+if __name__ == "__main__":
+    main()

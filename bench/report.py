@@ -1,0 +1,96 @@
+"""The results as a Markdown table, the targets beside the measured figures."""
+
+NAMES = {"popular": "popular", "user_stats": "user stats", "trends": "trends", "peak_hours": "peak hours"}
+
+
+def _n(value, digits=0):
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _ms(value):
+    return "–" if value is None else f"{value:.1f} ms"
+
+
+def _verdict(ok):
+    return "–" if ok is None else ("met" if ok else "**missed**")
+
+
+def table(results):
+    m = results["machine"]
+    lines = [
+        f"Run: {results['mode']}, {results.get('started_at')}, commit {results['git']['commit'][:10]}"
+        f"{' (uncommitted changes)' if results['git']['dirty'] else ''}, {results.get('seconds', 0):.0f} s. "
+        f"Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB; {m['engine']}, "
+        f"chdb-core {m['chdb_version']}, Python {m['python']}. Medians of {results['config']['rounds']} rounds.",
+        "",
+        "| figure | measured | target | ratio | |",
+        "|---|---|---|---|---|",
+    ]
+    row = lines.append
+
+    ingest = results.get("ingest", {}).get("summary")
+    if ingest:
+        row(f"| ingest: engine floor, one Native insert of {results['config']['ingest_events']:,} rows | "
+            f"{_n(ingest['floor_events_per_s'])} ev/s | | | |")
+        row(f"| ingest: HTTP batch, 10,000 a request | {_n(ingest['batch_events_per_s'])} ev/s | ≥ 0.5 × floor | "
+            f"{ingest['batch_vs_floor']:.2f} | {_verdict(ingest['batch_vs_floor'] >= 0.5)} |")
+        row(f"| ingest: single events, 32 clients | {_n(ingest['single_events_per_s'])} ev/s, "
+            f"p50 {_ms(ingest['single_p50_ms'])}, p99 {_ms(ingest['single_p99_ms'])}, "
+            f"{ingest['single_errors']} errors | | | |")
+        per = ingest["single_parts_per_1000"]
+        row(f"| ingest: single events, parts per 1,000 events (raw table; all 6 tables: "
+            f"{_n(ingest['single_parts_per_1000_all_tables'], 1)}) | {_n(per, 2)} | ≤ 2 | | "
+            f"{_verdict(per is not None and per <= 2)} |")
+    kafka = results.get("kafka", {}).get("summary")
+    if kafka:
+        row(f"| Kafka: bare kafka-python read loop, {kafka['messages']:,} messages | "
+            f"{_n(kafka['bare_events_per_s'])} msg/s | | | |")
+        ratio = kafka["e2e_vs_bare"]
+        row(f"| Kafka: consume_stream end to end | {_n(kafka['e2e_events_per_s'])} ev/s | ≥ 0.5 × bare (aim 0.8) | "
+            f"{_n(ratio, 2)} | {_verdict(ratio is not None and ratio >= 0.5)} |")
+    for label, entry in results.get("queries", {}).items():
+        for name, e in entry.get("endpoints", {}).items():
+            ok = e["http_p50_ms"] <= e["http_limit_ms"]
+            row(f"| {label} {NAMES[name]}: HTTP p50 / p95 · SQL p50 (raw table p50) | "
+                f"{_ms(e['http_p50_ms'])} / {_ms(e['http_p95_ms'])} · {_ms(e['sql_engine_p50_ms'])} "
+                f"({_ms(e['raw_engine_p50_ms'])}, {e['raw_vs_mv']:.0f}× the MV) | "
+                f"p50 ≤ 1.5 × SQL + 5 ms = {_ms(e['http_limit_ms'])} | {e['http_vs_sql']:.2f} × SQL | {_verdict(ok)} |")
+    growth = results.get("growth")
+    if growth:
+        for name, g in growth["endpoints"].items():
+            row(f"| {NAMES[name]}: HTTP p50 growth {growth['from']} → {growth['to']} (SQL {g['sql_p50_ratio']:.2f}×, "
+                f"raw table {g['raw_p50_ratio']:.1f}×) | {g['http_p50_ratio']:.2f}× | ≤ 1.5× | | "
+                f"{_verdict(g['http_p50_ratio'] <= 1.5)} |")
+    mixed = results.get("mixed")
+    if mixed:
+        for concurrency in ("8", "32"):
+            if concurrency in mixed:
+                x = mixed[concurrency]
+                row(f"| mixed {mixed['dataset']}, {concurrency} clients | {_n(x['requests_per_s'])} req/s, "
+                    f"p50 {_ms(x['p50_ms'])}, p99 {_ms(x['p99_ms'])}, {x['errors']} errors of {x['requests']:,} | "
+                    f"error rate 0 | | {_verdict(x['errors'] == 0)} |")
+    admin = results.get("admin")
+    if admin:
+        for name, what in (("changelist", "changelist page"), ("search", "exact-UUID user search")):
+            x = admin[name]
+            row(f"| admin {admin['dataset']}: {what} p50 / p95 | {_ms(x['p50_ms'])} / {_ms(x['p95_ms'])} | "
+                f"< 1 s | | {_verdict(x['p95_ms'] < 1000 and x['errors'] == 0)} |")
+    rss = []
+    if ingest:
+        rss.append(f"server {_n(ingest['server_peak_rss_mib_batch'])} MiB (batch ingest), "
+                   f"{_n(ingest['server_peak_rss_mib_single'])} MiB (single events)")
+    for label, entry in results.get("queries", {}).items():
+        if entry.get("server_peak_rss_mib"):
+            rss.append(f"server {_n(entry['server_peak_rss_mib'])} MiB (queries {label})")
+    if kafka:
+        rss.append(f"consumer {_n(kafka['consumer_peak_rss_mib_small'])} MiB at {kafka['small_messages']:,} "
+                   f"messages, {_n(kafka['consumer_peak_rss_mib_large'])} MiB at {kafka['messages']:,}")
+    if rss:
+        flat = None
+        if kafka and kafka["consumer_peak_rss_mib_small"]:
+            flat = kafka["consumer_peak_rss_mib_large"] / kafka["consumer_peak_rss_mib_small"]
+        row(f"| peak RSS: {'; '.join(rss)} | | consumer flat | {_n(flat, 2) if flat else '–'} | "
+            f"{_verdict(flat <= 1.25) if flat else '–'} |")
+    return "\n".join(lines)
