@@ -1,8 +1,11 @@
-"""Operational endpoints: readiness (/ready) and Prometheus metrics (/metrics)."""
+"""Operational endpoints: readiness (/ready, open) and Prometheus metrics (/metrics, a `read`
+key or a staff session)."""
 
 from django.db import DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpResponse, JsonResponse
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.views import APIView
 
 from . import metrics
 
@@ -35,5 +38,21 @@ def ready(request):
     return JsonResponse(body)
 
 
-def metrics_view(request):
-    return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+class _AnyAccept(BaseContentNegotiation):
+    """The answer is Prometheus text whatever Accept says; errors are JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class MetricsApi(APIView):
+    access_scope = "read"
+    schema = None  # operational, not part of the analytics API's schema
+    throttle_classes = []
+    content_negotiation_class = _AnyAccept
+
+    def get(self, request):
+        return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -57,6 +57,27 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-development-key-only-for-debug"
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
 
+# --- Transport security (README, Security) ---------------------------------------------------
+# DJANGO_TLS=true when clients reach the service over HTTPS (TLS ends at a proxy in front):
+# HTTP is redirected to HTTPS (except the /health and /ready probes), HSTS is sent and the
+# session and CSRF cookies are Secure. Off by default so that plain-HTTP clients, probes and
+# `curl localhost:8006/...` inside docker-compose keep working.
+DJANGO_TLS = env_bool("DJANGO_TLS", False)
+SECURE_SSL_REDIRECT = DJANGO_TLS
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000) if DJANGO_TLS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = DJANGO_TLS
+# The header a TLS-terminating proxy sets, e.g. X-Forwarded-Proto; only set it when the
+# proxy always overwrites that header (otherwise clients could claim HTTPS).
+_proxy_ssl_header = env("SECURE_PROXY_SSL_HEADER")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -68,6 +89,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from here, no CDN
     "clickhouse_backend",
+    "rest_framework_api_key",
+    "analytics_site.access",  # scoped API keys (default database)
     "viewing",
 ]
 
@@ -200,9 +223,22 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["analytics_site.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "analytics_site.exceptions.api_exception_handler",
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
+    # An API key, or a staff session (the dashboard reads the API with it). README, Security.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "analytics_site.access.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["analytics_site.access.permissions.ScopedAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["analytics_site.access.throttling.ScopedKeyThrottle"],
     "UNAUTHENTICATED_USER": None,
+}
+# Requests per API key and scope ("N/s", "N/min", "N/hour", "N/day"; "none": no limit).
+API_THROTTLE_RATES = {
+    scope: None if rate.lower() == "none" else rate
+    for scope, rate in (
+        ("ingest", env("API_THROTTLE_INGEST", "6000/min")),
+        ("read", env("API_THROTTLE_READ", "1200/min")),
+    )
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Viewing analytics API",
@@ -213,6 +249,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # /api/schema/, /docs, /redoc: open with DEBUG on, else a key or a staff session.
+    "SERVE_PERMISSIONS": ["analytics_site.access.permissions.DocsAccess"],
 }
 
 LANGUAGE_CODE = "en-us"

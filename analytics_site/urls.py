@@ -10,7 +10,7 @@ from . import ops
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("ready", ops.ready, name="ready"),
-    path("metrics", ops.metrics_view, name="metrics"),
+    path("metrics", ops.MetricsApi.as_view(), name="metrics"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     path("", include("viewing.urls")),
 ]

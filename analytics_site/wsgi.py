@@ -7,6 +7,11 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
 application = get_wsgi_application()
 
+# CONTRACT §3: the server says at start-up whether the API is open (DEBUG on, no key yet).
+from analytics_site.access.permissions import log_access_mode  # noqa: E402
+
+log_access_mode()
+
 # CONTRACT §1: with ENABLE_KAFKA the API server process also consumes the stream (on the
 # embedded engine no other process may write). Started here so that only a server process
 # runs it, never manage.py commands or tests. gunicorn imports this module in each worker

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 from django.db import connections
+from django.test import Client
 
 from tests.engine import EMBEDDED
 from viewing import clock, ddl
@@ -31,6 +32,21 @@ def ch(db):
         for table in ddl.DATA_TABLES:
             cursor.execute(f"TRUNCATE TABLE {table}")
     return connection
+
+
+@pytest.fixture
+def api_key(db):
+    """A fresh API key with both scopes (ingest and read), as a client of the service has."""
+    from analytics_site.access.models import ApiKey
+
+    return ApiKey.objects.create_key(name="tests", can_ingest=True, can_read=True)[1]
+
+
+@pytest.fixture
+def client(api_key):
+    """pytest-django's test client, sending an ingest+read key with every request as every API
+    client must (DEBUG is off in `make test`). Tests of requests without a key use Client()."""
+    return Client(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
 
 
 @pytest.fixture

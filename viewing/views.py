@@ -7,6 +7,7 @@ ingest_buffer.
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -54,10 +55,26 @@ PARAMETER_ERROR = OpenApiResponse(
     description="A query parameter is malformed or out of range; the body names it.",
     examples=[OpenApiExample("days out of range", {"days": ["Ensure this value is less than or equal to 365."]})],
 )
+# Every analytics endpoint: a key (or staff session) is checked before anything else.
+def access_errors(scope):
+    return {
+        401: _error("No API key, or one that is unknown, revoked or expired.", "Invalid API key."),
+        403: _error(f"The API key lacks the '{scope}' scope.", f"This API key does not have the '{scope}' scope."),
+        429: _error(
+            "Too many requests for this key and scope; the Retry-After header says when to retry.",
+            "Request was throttled. Expected available in 12 seconds.",
+        ),
+    }
+
+
+INGEST_ACCESS_ERRORS = access_errors("ingest")
+READ_ACCESS_ERRORS = access_errors("read")
 DAYS_HELP = "Number of UTC calendar days ending today, today included (1 … 365)."
 
 
 class EventCreateApi(APIView):
+    access_scope = "ingest"
+
     @extend_schema(
         operation_id="event_create",
         tags=TAGS,
@@ -82,6 +99,7 @@ class EventCreateApi(APIView):
             ),
             413: TOO_LARGE,
             415: UNSUPPORTED,
+            **INGEST_ACCESS_ERRORS,
             503: UNAVAILABLE,
         },
         examples=[
@@ -124,6 +142,8 @@ class EventCreateApi(APIView):
 
 
 class EventBatchApi(APIView):
+    access_scope = "ingest"
+
     @extend_schema(
         operation_id="event_batch_create",
         tags=TAGS,
@@ -144,6 +164,7 @@ class EventBatchApi(APIView):
             ),
             413: TOO_LARGE,
             415: UNSUPPORTED,
+            **INGEST_ACCESS_ERRORS,
             503: UNAVAILABLE,
         },
         examples=[
@@ -166,6 +187,8 @@ class EventBatchApi(APIView):
 
 
 class PopularContentApi(APIView):
+    access_scope = "read"
+
     class FilterSerializer(serializers.Serializer):
         days = serializers.IntegerField(min_value=1, max_value=365, default=7, help_text=DAYS_HELP)
         limit = serializers.IntegerField(min_value=1, max_value=100, default=10, help_text="Items at most (1 … 100).")
@@ -177,7 +200,7 @@ class PopularContentApi(APIView):
         description="One item per movie with at least one start in the window, ordered by "
         "total_views desc, unique_viewers desc, movie_id asc.",
         parameters=[FilterSerializer],
-        responses={200: PopularContentSerializer, 400: PARAMETER_ERROR, 503: UNAVAILABLE},
+        responses={200: PopularContentSerializer, 400: PARAMETER_ERROR, **READ_ACCESS_ERRORS, 503: UNAVAILABLE},
         examples=[
             OpenApiExample(
                 "popular",
@@ -197,6 +220,8 @@ class PopularContentApi(APIView):
 
 
 class UserStatsApi(APIView):
+    access_scope = "read"
+
     class FilterSerializer(serializers.Serializer):
         user_id = UserIdField()
         days = serializers.IntegerField(min_value=1, max_value=365, default=30, help_text=DAYS_HELP)
@@ -223,6 +248,7 @@ class UserStatsApi(APIView):
                 examples=[OpenApiExample("bad user id", {"user_id": ["Must be a valid UUID."]})],
             ),
             404: _error("No such path (for example an empty user id).", "Not Found"),
+            **READ_ACCESS_ERRORS,
             503: UNAVAILABLE,
         },
         examples=[
@@ -249,6 +275,8 @@ class UserStatsApi(APIView):
 
 
 class TrendsApi(APIView):
+    access_scope = "read"
+
     class FilterSerializer(serializers.Serializer):
         days = serializers.IntegerField(min_value=1, max_value=365, default=7, help_text=DAYS_HELP)
 
@@ -258,7 +286,7 @@ class TrendsApi(APIView):
         summary="Day by day: starts, finishes, events, distinct users and movies",
         description="Exactly `days` entries, oldest first; days without events are zeros.",
         parameters=[FilterSerializer],
-        responses={200: TrendsSerializer, 400: PARAMETER_ERROR, 503: UNAVAILABLE},
+        responses={200: TrendsSerializer, 400: PARAMETER_ERROR, **READ_ACCESS_ERRORS, 503: UNAVAILABLE},
         examples=[
             OpenApiExample(
                 "trends",
@@ -282,6 +310,8 @@ class TrendsApi(APIView):
 
 
 class PeakHoursApi(APIView):
+    access_scope = "read"
+
     class FilterSerializer(serializers.Serializer):
         days = serializers.IntegerField(min_value=1, max_value=365, default=7, help_text=DAYS_HELP)
 
@@ -292,7 +322,7 @@ class PeakHoursApi(APIView):
         description="All 24 hours ascending, zero-filled; peak_hour has the most events (ties: "
         "the earliest), null when there are none.",
         parameters=[FilterSerializer],
-        responses={200: PeakHoursSerializer, 400: PARAMETER_ERROR, 503: UNAVAILABLE},
+        responses={200: PeakHoursSerializer, 400: PARAMETER_ERROR, **READ_ACCESS_ERRORS, 503: UNAVAILABLE},
         examples=[
             OpenApiExample(
                 "peak hours",
@@ -313,6 +343,10 @@ class PeakHoursApi(APIView):
 
 
 class HealthApi(APIView):
+    # Always open, whatever the request carries: probes have no key.
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
     @extend_schema(
         operation_id="health",
         tags=["service"],

@@ -19,8 +19,10 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 MODES = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
 
 
-def operations():
-    schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
+def operations(key):
+    schema = schemathesis.openapi.from_wsgi(
+        "/api/schema/?format=json", get_wsgi_application(), headers={"Authorization": f"Api-Key {key}"}
+    )
     return {f"{op.method.upper()} {op.path}": op for op in (result.ok() for result in schema.get_all_operations())}
 
 
@@ -44,20 +46,25 @@ OPERATIONS = [
     [(name, mode) for name in OPERATIONS for mode in MODES if not (name == "GET /health" and mode.value == "negative")],
     ids=lambda value: getattr(value, "value", value),
 )
-def test_every_operation_answers_as_documented(ch, frozen_now, name, mode):
-    operation = operations()[name]
+def test_every_operation_answers_as_documented(ch, api_key, frozen_now, name, mode):
+    operation = operations(api_key)[name]
+    seen = []
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=30, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     def answers_as_documented(case):
-        case.call_and_validate(checks=CHECKS)
+        # With a valid ingest+read key, as a client would call it (401/403/429 are documented too).
+        response = case.call_and_validate(headers={"Authorization": f"Api-Key {api_key}"}, checks=CHECKS)
+        seen.append(response.status_code)
 
     answers_as_documented()
+    # The key got the requests past authentication: not every answer is a 401.
+    assert seen and any(code != 401 for code in seen), seen
 
 
-def test_every_operation_is_fuzzed(ch):
-    assert sorted(operations()) == sorted(OPERATIONS)
+def test_every_operation_is_fuzzed(ch, api_key):
+    assert sorted(operations(api_key)) == sorted(OPERATIONS)
 
 
 def test_the_schema_documents_every_endpoint_with_examples(ch, client):
@@ -80,7 +87,8 @@ def test_the_schema_documents_every_endpoint_with_examples(ch, client):
                 content = response["content"]["application/json"]
                 assert "schema" in content and "examples" in content, (path, method, code)
             if path.startswith("/api/"):
-                assert {"400", "503"} <= set(responses), (path, method)
+                assert {"400", "401", "403", "429", "503"} <= set(responses), (path, method)
+                assert operation["security"] and {"ApiKeyAuth": []} in operation["security"], (path, method)
     components = doc["components"]["schemas"]
     assert {"PopularItem", "PopularContent", "TrendDay", "Trends", "PeakHour", "PeakHours", "UserStats",
             "StoredEvent", "EventInputRequest", "BatchAccepted", "Error"} <= set(components)

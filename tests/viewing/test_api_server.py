@@ -129,8 +129,10 @@ def test_every_201_is_stored_across_sigterm(server):
     assert count_stored(acknowledged) == len(acknowledged)
 
 
-def test_a_batch_and_errors_over_real_http(server):
+def test_a_batch_and_errors_over_real_http(server, tmp_path):
     base, _, _ = server
+    # DEBUG on and no API key yet (the `make run` default): open, and the server said so.
+    assert "API access is OPEN" in (tmp_path / "gunicorn.log").read_text()
     user = str(uuid.uuid4())
     items = [{"id": str(uuid.uuid4()), "user_id": user, "movie_id": str(uuid.uuid4()), "event_type": "stream_start"}
              for _ in range(3)]

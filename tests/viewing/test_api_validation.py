@@ -153,9 +153,9 @@ def test_a_batch_of_10000_is_one_insert(ch, client, frozen_now):
                          ids=["truncated", "nested-too-deep", "not-utf8", "nan"])
 @pytest.mark.parametrize("path", ["events", "events/batch"])
 @pytest.mark.parametrize("debug", [False, True])
-def test_malformed_json_is_a_json_400(ch, path, debug, body):
+def test_malformed_json_is_a_json_400(ch, client, path, debug, body):
     with override_settings(DEBUG=debug):
-        response = Client().post(f"{BASE}/{path}", body, content_type="application/json")
+        response = client.post(f"{BASE}/{path}", body, content_type="application/json")
     assert response.status_code == 400
     assert "JSON parse error" in response.json()["detail"]
     assert nothing_stored()
@@ -202,9 +202,8 @@ def test_bad_query_parameters_are_400_naming_them(ch, client, path, parameter):
 
 
 @pytest.mark.parametrize("debug", [False, True])
-def test_unknown_paths_and_methods_answer_json(ch, debug):
+def test_unknown_paths_and_methods_answer_json(ch, client, debug):
     with override_settings(DEBUG=debug):
-        client = Client()
         missing = client.get("/api/v1/analytics/nothing-here")
         wrong_method = client.get(f"{BASE}/events")
     assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
@@ -212,6 +211,8 @@ def test_unknown_paths_and_methods_answer_json(ch, debug):
 
 
 class BrokenApi(APIView):
+    access_scope = "read"
+
     def get(self, request):
         raise RuntimeError("a bug")
 
@@ -221,8 +222,8 @@ urlpatterns = [path("broken", BrokenApi.as_view()), path("", include("analytics_
 
 
 @pytest.mark.parametrize("debug", [False, True])
-def test_an_unexpected_error_is_a_json_500_without_traceback(ch, debug):
+def test_an_unexpected_error_is_a_json_500_without_traceback(ch, api_key, debug):
     with override_settings(DEBUG=debug, ROOT_URLCONF=__name__):
-        response = Client(raise_request_exception=False).get("/broken")
+        response = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Api-Key {api_key}").get("/broken")
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal Server Error"}

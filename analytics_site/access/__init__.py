@@ -1,0 +1,1 @@
+"""API access: scoped API keys, who may call what, per-key throttling."""
