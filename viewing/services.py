@@ -1,9 +1,12 @@
 """Writes: storing viewing events, idempotently by event id."""
 
 import threading
+import time
 from datetime import datetime, timezone
 
 from django.db import connections
+
+from analytics_site import metrics
 
 from . import queries
 
@@ -23,9 +26,10 @@ def _stored_ids(cursor, ids):
     return found
 
 
-def events_store(*, events, using="clickhouse", settings=None):
+def events_store(*, events, path="http", using="clickhouse", settings=None):
     """Store `events` (dicts with the columns of queries.EVENT_COLUMNS, created_at optional)
     in one INSERT, skipping every event whose id is already stored or repeated in the batch.
+    `path`: the way in (http, kafka, generator), a label of the ingestion metrics.
     `settings`: ClickHouse settings for the INSERT (e.g. async inserts on a server).
 
     Returns the number of events newly stored. Either all new events are stored or, on error,
@@ -37,6 +41,7 @@ def events_store(*, events, using="clickhouse", settings=None):
         unique.setdefault(event["id"], event)
     if not unique:
         return 0
+    started = time.perf_counter()
     with _store_lock, connections[using].cursor() as cursor:
         stored = _stored_ids(cursor, list(unique))
         rows = [
@@ -48,4 +53,8 @@ def events_store(*, events, using="clickhouse", settings=None):
             if settings:
                 cursor.cursor.set_settings(dict(settings))
             cursor.executemany(queries.INSERT_EVENTS, rows)
+    metrics.INSERT_SECONDS.labels(path).observe(time.perf_counter() - started)
+    metrics.INSERT_ROWS.labels(path).observe(len(events))
+    metrics.EVENTS_INGESTED.labels(path).inc(len(rows))
+    metrics.EVENTS_DUPLICATE.labels(path).inc(len(events) - len(rows))
     return len(rows)

@@ -390,7 +390,7 @@ class StreamConsumer:
     def _store(self, batch):
         """Dead letters, then rows (one insert); raises if either fails."""
         self._send_dead_letters(batch.dead_letters)
-        new = events_store(events=batch.rows, using=self.using) if batch.rows else 0
+        new = events_store(events=batch.rows, path="kafka", using=self.using) if batch.rows else 0
         if self.on_stored is not None:
             self.on_stored(batch)
         return new
@@ -449,11 +449,6 @@ class StreamConsumer:
                  extra={"rows": len(batch.rows), "stored": new, "duplicates": len(batch.rows) - new,
                         "dead_lettered": len(batch.dead_letters), "seconds": round(seconds, 3),
                         "lag": total_lag})
-        metrics.EVENTS_INGESTED.labels("kafka").inc(new)
-        metrics.EVENTS_DUPLICATE.labels("kafka").inc(len(batch.rows) - new)
-        if batch.rows:
-            metrics.INSERT_SECONDS.labels("kafka").observe(seconds)
-            metrics.INSERT_ROWS.labels("kafka").observe(len(batch.rows))
         if batch.dead_letters:
             metrics.DLQ_MESSAGES.labels(self.dlq_topic).inc(len(batch.dead_letters))
         for tp in self.consumer.assignment() if self.consumer is not None else ():

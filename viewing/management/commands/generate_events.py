@@ -43,7 +43,7 @@ class Command(BaseCommand):
         try:
             with tqdm(total=events, unit="events", unit_scale=True, disable=options["verbosity"] < 1) as bar:
                 for batch in batches:
-                    stored += events_store(events=batch, using=database)
+                    stored += events_store(events=batch, path="generator", using=database)
                     bar.update(len(batch))
         except EngineLocked as e:
             raise CommandError(str(e)) from e
