@@ -259,6 +259,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every start when it is missing
 # WhiteNoise serves the admin's and the dashboard's files from the apps, so gunicorn needs no
 # web server in front of it and no collectstatic step.
 WHITENOISE_USE_FINDERS = True
