@@ -9,6 +9,8 @@ Decisions where CONTRACT.md is silent (also in README, "Event rules"):
   digits (milliseconds when > 10^11). Sub-second parts are dropped (second precision).
 - position_seconds: an integer (or a string of digits); floats, booleans, NaN are rejected.
 - Unknown fields are ignored, so producers can add fields without breaking ingestion.
+- metadata: a JSON object, at most 8 KiB serialized and nested at most 32 levels (the object
+  itself is level 1), so how deep a client may nest never depends on Python's recursion limit.
 """
 
 import json
@@ -32,6 +34,7 @@ EVENT_TYPES = {
 }
 MAX_POSITION = 4294967295
 MAX_METADATA_BYTES = 8 * 1024
+MAX_METADATA_DEPTH = 32
 FUTURE_TOLERANCE = timedelta(minutes=5)
 MILLISECONDS_ABOVE = 10**11
 
@@ -130,7 +133,23 @@ def serialize_metadata(value):
         raise ValueError("Must not contain unpaired UTF-16 surrogates.") from None
     if size > MAX_METADATA_BYTES:
         raise ValueError(f"Must be at most {MAX_METADATA_BYTES} bytes once serialized.")
+    if _nesting_exceeds(value, MAX_METADATA_DEPTH):
+        raise ValueError(f"Must be nested at most {MAX_METADATA_DEPTH} levels deep.")
     return text
+
+
+def _nesting_exceeds(value, limit):
+    """Whether objects/arrays inside `value` go deeper than `limit` levels (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def normalize_event(

@@ -42,18 +42,22 @@ def test_json_nested_1000_deep_is_a_400(ch, client, path, shape):
     assert stored() == 0
 
 
-@pytest.mark.parametrize("depth", [50, 300, 600, 900, 990])
-def test_deeply_nested_metadata_is_stored_or_refused_never_a_500(ch, client, depth):
-    body = '{"user_id": "%s", "movie_id": "%s", "event_type": "start", "metadata": %s}' % (
+@pytest.mark.parametrize("depth", [2, 32, 33, 300, 900])
+@pytest.mark.parametrize("path", ["events", "events/batch"])
+def test_metadata_nested_up_to_32_levels_is_stored_deeper_is_a_400(ch, client, path, depth):
+    item = '{"user_id": "%s", "movie_id": "%s", "event_type": "start", "metadata": %s}' % (
         uuid.uuid4(), uuid.uuid4(), nested(depth))
-    response = post_raw(client, "events", body)
-    assert response.status_code in (201, 400), response.content
-    if depth <= 300:  # what a real player might send is stored and returned as sent
-        assert response.status_code == 201
-        assert json.dumps(response.json()["metadata"], separators=(",", ":")) == nested(depth)
-    if response.status_code == 400:
-        assert "metadata" in response.json() or "JSON parse error" in response.json()["detail"]
-    assert stored() == (1 if response.status_code == 201 else 0)
+    response = post_raw(client, path, item if path == "events" else f"[{item}]")
+    if depth <= 32:
+        assert response.status_code == 201, response.content
+        assert query("SELECT metadata FROM viewing_events") == [(nested(depth),)]
+        if path == "events":
+            assert json.dumps(response.json()["metadata"], separators=(",", ":")) == nested(depth)
+    else:
+        assert response.status_code == 400, response.content
+        errors = response.json() if path == "events" else response.json()["errors"][0]
+        assert errors == {"metadata": ["Must be nested at most 32 levels deep."]}
+        assert stored() == 0
 
 
 def test_huge_metadata_is_refused_by_size_not_by_a_crash(ch, client):
