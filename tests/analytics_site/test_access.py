@@ -215,6 +215,8 @@ def test_the_admin_creates_a_key_and_shows_it_once(ch):
     assert Client().get(READS[2], headers=auth(secret)).status_code == 200
     listing = admin.get("/admin/access/apikey/").content.decode()
     assert "dashboards" in listing and secret not in listing
+    # The package's own unscoped key model is not offered: its keys would grant nothing.
+    assert admin.get("/admin/rest_framework_api_key/apikey/").status_code == 404
 
 
 @pytest.mark.parametrize("scope, path", [("read", READS[2]), ("ingest", WRITES[0])])
