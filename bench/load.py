@@ -150,7 +150,7 @@ def mode_batch(spec):
         size = spec["batch"]
         bodies = [json.dumps(events[i : i + size]).encode() for i in range(0, len(events), size)]
         requests = [("POST", "/api/v1/analytics/events/batch", body) for body in bodies]
-        result = run_concurrent(spec["port"], requests, concurrency=1, repeat=False)
+        result = run_concurrent(spec["port"], requests, concurrency=1, repeat=False, headers=spec.get("headers"))
         result["events"] = len(events)
         result["events_per_s"] = len(events) / result["elapsed_s"]
         rounds.append(result)
@@ -164,7 +164,7 @@ def mode_single(spec):
         bodies = [json.dumps(event_json(e)).encode() for e in generated(data)]
         requests = [("POST", "/api/v1/analytics/events", body) for body in bodies]
         result = run_concurrent(spec["port"], requests, concurrency=spec["concurrency"],
-                                seconds=data["seconds"], repeat=False)
+                                seconds=data["seconds"], repeat=False, headers=spec.get("headers"))
         result["events"] = result["statuses"].get("201", 0)
         result["events_per_s"] = result["events"] / result["elapsed_s"]
         rounds.append(result)
@@ -176,10 +176,11 @@ def mode_get(spec):
     out = {}
     for name, case in spec["cases"].items():
         requests = [("GET", path, None) for path in case["paths"]]
-        run_concurrent(spec["port"], requests[:5], concurrency=1, count=5)  # warm-up
+        headers = spec.get("headers")
+        run_concurrent(spec["port"], requests[:5], concurrency=1, count=5, headers=headers)  # warm-up
         out[name] = [
             run_concurrent(spec["port"], requests, concurrency=case["concurrency"],
-                           seconds=case.get("seconds"), count=case.get("count"))
+                           seconds=case.get("seconds"), count=case.get("count"), headers=headers)
             for _ in range(spec["rounds"])
         ]
     return out

@@ -5,6 +5,7 @@ Every wait is bounded, and everything started is stopped (by its own pid) on the
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -16,6 +17,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
+# One secret for every process of a run: the admin's session cookies stay valid across them.
+SECRET_KEY = secrets.token_urlsafe(50)
 
 
 def free_port():
@@ -28,13 +31,19 @@ def dataset_env(var_dir, **extra):
     """Environment of a process that owns the data directory under `var_dir`."""
     env = dict(os.environ)
     env.update(
-        DJANGO_DEBUG="true",  # no API key needed: with DEBUG on and no key the API is open
+        # Production settings: DEBUG off, so every API request carries a key (fresh_dataset
+        # makes one). Throttles off: the benchmark measures capacity, not a client's budget.
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY=SECRET_KEY,
+        API_THROTTLE_INGEST="none",
+        API_THROTTLE_READ="none",
         ANALYTICS_VAR_DIR=var_dir,
         CLICKHOUSE_DATA_DIR=os.path.join(var_dir, "clickhouse"),
         ENABLE_KAFKA="false",
         PYTHONPATH=ROOT,
     )
     env.pop("CLICKHOUSE_HOST", None)
+    env.pop("DJANGO_TLS", None)
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -95,6 +104,16 @@ def fresh_dataset(root, name):
     shutil.rmtree(path, ignore_errors=True)
     manage(["migrate", "-v0"], env=dataset_env(path), timeout=300)
     return path
+
+
+def api_key(var_dir):
+    """A new API key with both scopes in the dataset's Django database: the headers to send."""
+    proc = subprocess.run([PYTHON, "manage.py", "create_api_key", "--name", "bench", "--scope", "ingest",
+                           "--scope", "read"], cwd=ROOT, env=dataset_env(var_dir), capture_output=True,
+                          text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"create_api_key exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return {"Authorization": f"Api-Key {proc.stdout.strip()}"}
 
 
 class Server:

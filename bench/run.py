@@ -113,19 +113,21 @@ def bench_ingest(root, cfg, results):
 
     log("ingest: HTTP batch endpoint, 10,000 events a request, one client process")
     http_dir = procs.fresh_dataset(root, "ingest-http")
+    headers = procs.api_key(http_dir)
     with procs.Server(http_dir) as server:
         batch = procs.run_json(["bench.load"], {"mode": "batch", "port": server.port, "batch": 10_000,
-                                                "rounds": batch_rounds})
+                                                "rounds": batch_rounds, "headers": headers})
     batch_rss = server.peak_rss_mib
     shutil.rmtree(http_dir, ignore_errors=True)
 
     log(f"ingest: single events, 32 clients, {rounds} × {cfg['single_seconds']} s")
     single_dir = procs.fresh_dataset(root, "ingest-single")
+    headers = procs.api_key(single_dir)
     # More events than a round can send; each round its own, so every one is new.
     single_rounds = [dict(_data(200 + i, 20_000), seconds=cfg["single_seconds"]) for i in range(rounds)]
     with procs.Server(single_dir) as server:
         single = procs.run_json(["bench.load"], {"mode": "single", "port": server.port, "concurrency": 32,
-                                                 "rounds": single_rounds})
+                                                 "rounds": single_rounds, "headers": headers})
     single_rss = server.peak_rss_mib
     parts = procs.run_json(["bench.phases", "parts"], {"dir": os.path.join(single_dir, "clickhouse")},
                            env=procs.dataset_env(single_dir))
@@ -242,6 +244,7 @@ def bench_queries(root, cfg, results, parts):
     var_dir = procs.fresh_dataset(root, "queries")
     if "admin" in parts:
         create_admin(var_dir)
+    headers = procs.api_key(var_dir)
     results.setdefault("queries", {})
     largest = cfg["sizes"][-1]
     for size in cfg["sizes"]:
@@ -264,7 +267,8 @@ def bench_queries(root, cfg, results, parts):
         with procs.Server(var_dir) as server:
             if "queries" in parts:
                 log(f"queries {label}: each endpoint over HTTP, one client")
-                http = procs.run_json(["bench.load"], {"mode": "get", "port": server.port, "rounds": rounds, "cases": {
+                http = procs.run_json(["bench.load"], {"mode": "get", "port": server.port, "rounds": rounds,
+                                                       "headers": headers, "cases": {
                     name: {"paths": p, "concurrency": 1, "count": cfg["http_count"]} for name, p in paths.items()}})
                 endpoints = {}
                 for name, figures in sql["queries"].items():
@@ -295,9 +299,9 @@ def bench_queries(root, cfg, results, parts):
                 results["mixed"] = {"dataset": label}
                 for concurrency in (8, 32):
                     log(f"mixed {label}: {concurrency} clients, {rounds} × {cfg['mixed_seconds']} s")
+                    case = {"paths": mixed, "concurrency": concurrency, "seconds": cfg["mixed_seconds"]}
                     run = procs.run_json(["bench.load"], {"mode": "get", "port": server.port, "rounds": rounds,
-                                                          "cases": {"mixed": {"paths": mixed, "concurrency": concurrency,
-                                                                              "seconds": cfg["mixed_seconds"]}}})
+                                                          "headers": headers, "cases": {"mixed": case}})
                     results["mixed"][str(concurrency)] = {
                         "requests_per_s": median_of_rounds(run["mixed"], "requests_per_s"),
                         "p50_ms": median_of_rounds(run["mixed"], "p50_ms"),
@@ -349,7 +353,8 @@ def run(*, quick, parts, out, workdir=None):
         "parts": sorted(parts),
         "data": DATA,
         "query_days": DAYS,
-        "server": {"gunicorn_threads": 32, "DJANGO_DEBUG": "true", "ENABLE_KAFKA": "false"},
+        "server": {"gunicorn_threads": 32, "DJANGO_DEBUG": "false", "api_key": True, "throttles": "none",
+                   "ENABLE_KAFKA": "false"},
     }
     try:
         if "ingest" in parts:
