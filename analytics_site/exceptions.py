@@ -22,6 +22,13 @@ class StorageUnavailable(exceptions.APIException):
     default_code = "storage_unavailable"
 
 
+def database_error_summary(error):
+    """One line saying why a database call failed: clickhouse-driver puts "Code: N." on the
+    first line and the server's message on the last."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(error).__name__)[:300]
+
+
 def api_exception_handler(exc, context):
     """DRF's handler, plus: a body over the limit is 413 and a failing ClickHouse is 503,
     both as JSON (DRF would re-raise them into Django's HTML error pages)."""

@@ -8,6 +8,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.views import APIView
 
 from . import metrics
+from .exceptions import database_error_summary
 
 
 def _pending_migrations(alias):
@@ -24,12 +25,12 @@ def ready(request):
             cursor.execute("SELECT 1")
             cursor.fetchall()
     except DatabaseError as e:
-        body.update(status="not ready", clickhouse=str(e).splitlines()[0][:200])
+        body.update(status="not ready", clickhouse=database_error_summary(e))
         return JsonResponse(body, status=503)
     try:
         pending = sum(_pending_migrations(alias) for alias in ("default", "clickhouse"))
     except DatabaseError as e:
-        pending, body["migrations"] = None, str(e).splitlines()[0][:200]
+        pending, body["migrations"] = None, database_error_summary(e)
     if pending:
         body["migrations"] = f"{pending} pending; run manage.py migrate"
     if pending != 0:

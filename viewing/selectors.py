@@ -5,6 +5,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import DatabaseError, connections
 
+from analytics_site.exceptions import database_error_summary
+
 from . import clock, queries
 
 HOURS = range(24)
@@ -17,7 +19,7 @@ def clickhouse_health():
             cursor.fetchall()
         return True, "ok"
     except DatabaseError as e:
-        return False, str(e).splitlines()[0][:200]
+        return False, database_error_summary(e)
 
 
 def _rows(sql, params):

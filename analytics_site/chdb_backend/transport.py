@@ -184,11 +184,15 @@ class EmbeddedConnection(Connection):
         self.connected = True
         self._applied = {}
         if self.database and self.database != "default":
-            # The server image creates its database from CLICKHOUSE_DB; the embedded engine
-            # creates it on first use so a fresh data directory needs no manual step.
+            # Like a server, a missing database is an error (UNKNOWN_DATABASE), not created
+            # here: `manage.py migrate` creates it, so a dropped database cannot silently
+            # come back empty.
             quoted = "`" + self.database.replace("`", "\\`") + "`"
-            self._engine.query(f"CREATE DATABASE IF NOT EXISTS {quoted}")
-            self._engine.query(f"USE {quoted}")
+            try:
+                self._engine.query(f"USE {quoted}")
+            except RuntimeError as e:
+                self.disconnect()
+                raise server_exception(str(e)) from None
 
     def force_connect(self):
         if not self.connected:

@@ -22,6 +22,7 @@ DB = "transport_test"
 @pytest.fixture
 def client():
     # chdb opens one data directory per process: the one Django's connection uses.
+    EmbeddedClient(path=settings.CLICKHOUSE_DATA_DIR).execute(f"CREATE DATABASE IF NOT EXISTS {DB}")
     c = EmbeddedClient(path=settings.CLICKHOUSE_DATA_DIR, database=DB)
     c.execute("DROP TABLE IF EXISTS t")
     yield c
@@ -87,6 +88,14 @@ def test_settings_apply_per_query_and_revert(client):
     assert client.execute("SELECT getSetting('max_block_size')") == [(65409,)]  # the default again
     # chdb's own session default is async_insert=1; an explicit setting wins.
     assert client.execute("SELECT getSetting('async_insert')", settings={"async_insert": 0}) == [(False,)]
+
+
+def test_a_missing_database_is_an_error_not_created(client):
+    missing = EmbeddedClient(path=settings.CLICKHOUSE_DATA_DIR, database="never_created")
+    with pytest.raises(errors.ServerException) as e:
+        missing.execute("SELECT 1")
+    assert e.value.code == 81  # UNKNOWN_DATABASE, as a server answers
+    assert client.execute("SELECT count() FROM system.databases WHERE name = 'never_created'") == [(0,)]
 
 
 def test_engine_starts_with_a_capped_mark_cache(client):

@@ -231,7 +231,10 @@ class StreamConsumer:
                 )
                 (found,), = cursor.fetchall()
         except Exception as e:
-            raise ConsumerError(f"ClickHouse is not available: {e}") from e
+            if "UNKNOWN_DATABASE" in str(e):  # migrate creates the database with the schema
+                found = 0
+            else:
+                raise ConsumerError(f"ClickHouse is not available: {e}") from e
         if found != 2:
             raise ConsumerError("The ClickHouse schema is missing: run `python manage.py migrate` first.")
 
