@@ -277,5 +277,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "stream": sys.stderr}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     # kafka-python logs every connection and join at INFO; the consumer loop logs what matters.
-    "loggers": {"clickhouse_driver": {"level": "WARNING"}, "kafka": {"level": "WARNING"}},
+    "loggers": {
+        "clickhouse_driver": {"level": "WARNING"},
+        # kafka-python logs every failed connection attempt as an ERROR; the consumer logs one
+        # clear line per attempt itself (viewing.kafka), so the client's own lines are opt-in.
+        "kafka": {"level": env("KAFKA_CLIENT_LOG_LEVEL", "CRITICAL")},
+    },
 }
