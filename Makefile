@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8006
 export DJANGO_DEBUG ?= true
 
-.PHONY: run test migrate demo bench clean browser
+.PHONY: run test migrate demo bench clean test-tools
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,18 +25,22 @@ run: migrate
 
 # The suite uses its own temporary data directory and test databases, so it runs while
 # `make run` serves. DJANGO_DEBUG is off there: tests see production behaviour.
-test: $(VENV)/.installed-dev browser
+test: $(VENV)/.installed-dev test-tools
 	DJANGO_DEBUG=false $(PY) -m pytest $(PYTEST_ARGS)
 
-# Headless Chromium for the browser tests, from Debian, where apt-get runs as root. Without it
-# those tests skip and say why; everything else still runs.
-browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+# Debian tools some tests use: headless Chromium for the browser tests, docker-compose to
+# validate docker-compose.yml (no engine needed). Installed where apt-get runs as root;
+# elsewhere those tests skip and say why, everything else still runs.
+TOOLS := chromium chromedriver docker-compose
+test-tools:
+	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing chromium and chromium-driver for the browser tests..."; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
-		|| echo "Could not install chromium: the browser tests will skip."; \
-	else echo "chromium not installed and apt-get unavailable: the browser tests will skip."; fi
+		echo "Installing test tools from Debian:$$missing ..."; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver docker-compose >/dev/null) \
+		|| echo "Could not install:$$missing; the tests that need them will skip."; \
+	else echo "Not installed:$$missing (no root apt-get); the tests that need them will skip."; fi
 
 demo: migrate
 	$(PY) manage.py generate_events --events 1000000 --days 30

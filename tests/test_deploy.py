@@ -91,3 +91,36 @@ def test_one_worker_on_the_embedded_engine():
     assert gunicorn_conf.EMBEDDED == settings.CLICKHOUSE_EMBEDDED
     if gunicorn_conf.EMBEDDED:
         assert gunicorn_conf.workers == 1
+
+
+def compose_command():
+    import shutil
+
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def test_docker_compose_config_validates():
+    """The compose tool's own validation (no engine needed): Debian's docker-compose."""
+    import os
+    import subprocess
+
+    import pytest
+
+    command = compose_command()
+    if not command:
+        pytest.skip("docker-compose not installed (make test installs it from Debian as root)")
+    env = {**os.environ, "DJANGO_SECRET_KEY": "x"}
+    for profile in ([], ["--profile", "cluster"]):
+        out = subprocess.run(
+            [*command, "-f", str(ROOT / "docker-compose.yml"), *profile, "config", "-q"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+    env.pop("DJANGO_SECRET_KEY")
+    out = subprocess.run(
+        [*command, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert out.returncode != 0 and "DJANGO_SECRET_KEY" in out.stderr
