@@ -2,7 +2,7 @@
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 
 from django.db import connections
 
@@ -16,6 +16,8 @@ from . import queries
 _store_lock = threading.Lock()
 # Ids asked per look-up: keeps each query well under ClickHouse's max_query_size.
 LOOKUP_CHUNK = 5000
+_EPOCH = datetime(1970, 1, 1)
+_SECOND = timedelta(seconds=1)
 
 
 def _stored_ids(cursor, ids):
@@ -24,6 +26,34 @@ def _stored_ids(cursor, ids):
         cursor.execute(queries.STORED_IDS, {"ids": ",".join(map(str, ids[start : start + LOOKUP_CHUNK]))})
         found.update(row[0] for row in cursor.fetchall())
     return found
+
+
+def _epoch_seconds(moment):
+    """A DateTime value as epoch seconds, which clickhouse-driver writes as they are; given a
+    datetime it localizes (pytz), converts and calls timestamp() per value (~2 µs). Naive
+    datetimes are UTC, as everywhere in the service."""
+    if type(moment) is not datetime:
+        return moment
+    if moment.tzinfo is None:
+        return (moment - _EPOCH) // _SECOND
+    return int(moment.timestamp())
+
+
+def _insert_values(event, created_at):
+    """One event dict as the tuple of queries.EVENT_COLUMNS (built by name: the per-column loop
+    with a created_at test per column cost ~1 µs per event; a test checks the order)."""
+    created = event.get("created_at")
+    return (
+        event["id"],
+        event["user_id"],
+        event["movie_id"],
+        event["event_type"],
+        event["position_seconds"],
+        _epoch_seconds(event["event_time"]),
+        event["session_id"],
+        event["metadata"],
+        created_at if created is None else _epoch_seconds(created),
+    )
 
 
 def events_store(*, events, path="http", using="clickhouse", settings=None):
@@ -35,7 +65,7 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
     Returns the number of events newly stored. Either all new events are stored or, on error,
     none: the rows go in one block, which ClickHouse writes atomically.
     """
-    created_at = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    created_at = int(time.time())
     unique = {}
     for event in events:
         unique.setdefault(event["id"], event)
@@ -44,11 +74,7 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
     started = time.perf_counter()
     with _store_lock, connections[using].cursor() as cursor:
         stored = _stored_ids(cursor, list(unique))
-        rows = [
-            tuple(event.get(c, created_at) if c == "created_at" else event[c] for c in queries.EVENT_COLUMNS)
-            for event_id, event in unique.items()
-            if event_id not in stored
-        ]
+        rows = [_insert_values(event, created_at) for event_id, event in unique.items() if event_id not in stored]
         if rows:
             if settings:
                 cursor.cursor.set_settings(dict(settings))

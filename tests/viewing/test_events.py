@@ -138,3 +138,135 @@ def test_not_an_object():
 
 def test_parse_event_time_accepts_naive_now():
     assert parse_event_time(0 + 1795860000, now=NOW.replace(tzinfo=None), retention_days=365)
+
+
+# --- The fast path (viewing.events._normalize_common) agrees with the full rules ------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from viewing.events import EVENT_TYPES, _normalize_common, _normalize_full  # noqa: E402
+
+ANY_UUID = st.one_of(
+    st.uuids().map(str),                                   # canonical: the fast path
+    st.uuids().map(lambda u: str(u).upper()),              # valid, other forms: the full rules
+    st.uuids().map(lambda u: "{" + str(u) + "}"),
+    st.uuids().map(lambda u: u.hex),
+    st.uuids().map(lambda u: f"urn:uuid:{u}"),             # invalid
+    st.uuids().map(lambda u: str(u) + "\n"),
+    st.uuids(),                                            # a UUID object
+    st.text(max_size=40), st.integers(), st.none(), st.booleans(),
+)
+ISO_TIME = st.datetimes(
+    min_value=NOW.replace(tzinfo=None) - timedelta(days=400), max_value=NOW.replace(tzinfo=None) + timedelta(hours=1),
+).flatmap(lambda moment: st.sampled_from([
+    moment.isoformat(timespec="seconds") + "Z",
+    moment.isoformat() + "Z",
+    moment.isoformat(timespec="milliseconds") + "+02:00",
+    moment.isoformat(timespec="seconds") + "-05:30",
+    moment.isoformat(timespec="seconds") + "z",
+    moment.isoformat(timespec="seconds"),                  # naive: an error
+    " " + moment.isoformat(timespec="seconds") + "Z",
+    str(int((moment.replace(tzinfo=timezone.utc)).timestamp())),
+]))
+ANY_TIME = st.one_of(ISO_TIME, st.integers(min_value=-10, max_value=2 * 10**12), st.floats(allow_nan=True),
+                     st.text(max_size=30), st.none(), st.booleans())
+JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+                      st.text(max_size=20))
+JSON = st.recursive(JSON_LEAF, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                       st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                    max_leaves=20)
+ANY_METADATA = st.one_of(st.none(), st.dictionaries(st.text(max_size=10), JSON, max_size=5), JSON,
+                         st.just({"big": "x" * 9000}), st.just({"a": float("nan")}), st.just({"s": "\ud800"}))
+ANY_TYPE = st.one_of(st.sampled_from(sorted(EVENT_TYPES)), st.sampled_from(["START", " stop", "play", ""]),
+                     st.none(), st.integers())
+ANY_POSITION = st.one_of(st.integers(min_value=-5, max_value=4294967300), st.sampled_from(["12", "x", 1.0, True]),
+                         st.none())
+
+
+def absent_or(strategy):
+    """A field's value, or ... for a field left out."""
+    return st.one_of(st.just(...), strategy)
+
+
+@st.composite
+def raw_events(draw):
+    fields = {
+        "user_id": draw(absent_or(ANY_UUID)), "movie_id": draw(absent_or(ANY_UUID)),
+        "session_id": draw(absent_or(ANY_UUID)), "event_id": draw(absent_or(ANY_UUID)),
+        "id": draw(absent_or(ANY_UUID)), "event_type": draw(absent_or(ANY_TYPE)), "action": draw(absent_or(ANY_TYPE)),
+        "position_seconds": draw(absent_or(ANY_POSITION)), "event_time": draw(absent_or(ANY_TIME)),
+        "timestamp": draw(absent_or(ANY_TIME)), "metadata": draw(absent_or(ANY_METADATA)),
+    }
+    return {k: v for k, v in fields.items() if v is not ...}
+
+
+@st.composite
+def mostly_common_events(draw):
+    """An event in the common shape (both ways in's field names), with a few fields drawn from
+    raw_events instead: near the boundary between the two paths."""
+    moment = draw(st.datetimes(min_value=NOW.replace(tzinfo=None) - timedelta(days=366),
+                               max_value=NOW.replace(tzinfo=None) + timedelta(minutes=6)))
+    data = {
+        "user_id": str(draw(st.uuids())), "movie_id": str(draw(st.uuids())),
+        "session_id": draw(st.one_of(st.none(), st.uuids().map(str))),
+        "id": str(draw(st.uuids())), "event_id": str(draw(st.uuids())),
+        "event_type": draw(st.sampled_from(sorted(EVENT_TYPES))), "action": draw(st.sampled_from(sorted(EVENT_TYPES))),
+        "position_seconds": draw(st.integers(min_value=0, max_value=4294967295)),
+        "timestamp": moment.isoformat() + draw(st.sampled_from(["Z", "+00:00", "+01:00", "-08:00"])),
+        "metadata": draw(st.dictionaries(st.text(max_size=8), JSON, max_size=4)),
+    }
+    other = draw(raw_events())
+    for field in draw(st.lists(st.sampled_from(sorted(data)), max_size=2, unique=True)):
+        if field in other:
+            data[field] = other[field]
+        else:
+            del data[field]
+    return data
+
+
+WAYS_IN = st.sampled_from([
+    # HTTP: id/event_type, receipt time; Kafka: event_id/action, topic, record time.
+    dict(id_field="id", type_field="event_type", default_type=None, default_time=NOW),
+    dict(id_field="event_id", type_field="action", default_type="stream.stop",
+         default_time=NOW - timedelta(minutes=1)),
+    dict(id_field="event_id", type_field="action", default_type="clicks", default_time=NOW - timedelta(days=400)),
+])
+
+
+def full_rules(data, way, default_id):
+    try:
+        return _normalize_full(data, NOW, 365, way["id_field"], way["type_field"], way["default_type"],
+                               way["default_time"], default_id)
+    except EventInvalid as e:
+        return e.errors
+
+
+@settings(max_examples=1500, deadline=None)
+@given(data=st.one_of(mostly_common_events(), raw_events()), way=WAYS_IN)
+def test_the_fast_path_gives_the_full_rules_row_or_steps_aside(data, way):
+    default_id = uuid.UUID(int=7)
+    fast = _normalize_common(data, NOW, 365, way["id_field"], way["type_field"], way["default_type"],
+                             way["default_time"], default_id)
+    if fast is not None:
+        assert fast == full_rules(data, way, default_id)
+    # Whichever path runs, normalize_event answers as the full rules do.
+    try:
+        answer = normalize_event(data, now=NOW, default_id=default_id, **way)
+    except EventInvalid as e:
+        answer = e.errors
+    assert answer == full_rules(data, way, default_id)
+
+
+@pytest.mark.parametrize("variant", [
+    {}, {"session_id": None}, {"position_seconds": 0}, {"metadata": {"device": "tv", "n": [1, 2.5, None]}},
+    {"event_time": "2026-11-28T13:00:00+02:00"}, {"timestamp": "2026-11-28T10:00:00.123456Z"},
+    {"event_time": None, "timestamp": None},  # receipt time
+])
+def test_the_common_shape_takes_the_fast_path(variant):
+    data = {"id": str(uuid.uuid4()), "user_id": U, "movie_id": U, "event_type": "stop",
+            "session_id": str(uuid.uuid4()), "position_seconds": 42, "event_time": "2026-11-28T10:00:00Z",
+            "metadata": {}}
+    data.update(variant)
+    fast = _normalize_common(data, NOW, 365, "id", "event_type", None, NOW, None)
+    assert fast is not None
+    assert fast == _normalize_full(data, NOW, 365, "id", "event_type", None, NOW, None)

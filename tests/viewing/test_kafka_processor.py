@@ -122,3 +122,65 @@ def test_every_error_of_a_message_is_reported_at_once():
     with pytest.raises(MessageInvalid) as e:
         process(message(user_id="x", movie_id="y", position_seconds=1.5))
     assert set(e.value.errors) == {"user_id", "movie_id", "position_seconds"}
+
+
+# --- parse_json: orjson where it agrees with json, json for the rest -----------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from viewing.kafka.processor import parse_json  # noqa: E402
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
+              st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=25,
+)
+
+
+def by_json(value):
+    """What the processor gave before orjson: json on the UTF-8 text, or its error."""
+    try:
+        return json.loads(value.decode("utf-8"))
+    except UnicodeDecodeError:
+        return {"non_field_errors": ["Not UTF-8 text."]}
+    except ValueError as e:
+        return {"non_field_errors": [f"Not valid JSON: {e}."]}
+
+
+def answer(value):
+    try:
+        return parse_json(value)
+    except MessageInvalid as e:
+        return e.errors
+
+
+def same(a, b):
+    """Equal, and of the same types all the way down (1 == 1.0, but a float is not an int)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and (a == b or (a != a and b != b))
+
+
+@settings(max_examples=800, deadline=None)
+@given(doc=JSON_VALUES, ascii_only=st.booleans(), mutation=st.sampled_from(
+    [None, b"NaN", b"Infinity", b"1e999", b'"\\ud800"', b"\xff", b"\xef\xbb\xbf", b",", b"  ", b"\x00",
+     b"123456789012345678901234", b"-9223372036854775809", b"18446744073709551616"]), at=st.integers(0, 400))
+def test_parse_json_answers_as_json_does(doc, ascii_only, mutation, at):
+    value = json.dumps(doc, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    if mutation is not None:
+        at = min(at, len(value))
+        value = value[:at] + mutation + value[at:]
+    assert same(answer(value), by_json(value))
+
+
+@pytest.mark.parametrize("number", [2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**30])
+def test_integers_beyond_64_bits_stay_integers(number):
+    # orjson would make them floats: a message with one goes through json.
+    assert same(parse_json(json.dumps({"position_seconds": number, "metadata": {"n": number}}).encode()),
+                {"position_seconds": number, "metadata": {"n": number}})
+    with pytest.raises(MessageInvalid) as e:
+        process(message(position_seconds=number))
+    assert e.value.errors == {"position_seconds": ["Must be between 0 and 4294967295."]}

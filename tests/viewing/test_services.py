@@ -110,3 +110,33 @@ def ch_reset():
 
     for table in ddl.DATA_TABLES:
         query(f"TRUNCATE TABLE {table}")
+
+
+def test_every_column_is_stored_as_given(ch):
+    """events_store hands DateTime columns to the driver as epoch seconds: naive times are UTC,
+    aware ones are converted, a given created_at is kept; the tuple follows EVENT_COLUMNS."""
+    from datetime import timezone
+
+    from viewing import queries
+
+    plus_two = timezone(timedelta(hours=2))
+    events = [
+        {"id": uuid.uuid4(), "user_id": uuid.uuid4(), "movie_id": uuid.uuid4(), "event_type": "start",
+         "position_seconds": 4294967295, "event_time": datetime(2026, 11, 20, 10, 0, 5),
+         "session_id": None, "metadata": '{"a":1}'},
+        {"id": uuid.uuid4(), "user_id": uuid.uuid4(), "movie_id": uuid.uuid4(), "event_type": "finish",
+         "position_seconds": 0, "event_time": datetime(2026, 11, 20, 12, 0, 5, 999999, tzinfo=plus_two),
+         "session_id": uuid.uuid4(), "metadata": "{}", "created_at": datetime(2026, 11, 21, 1, 2, 3)},
+    ]
+    before = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    assert events_store(events=events) == 2
+    after = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    stored = {row[0]: dict(zip(queries.EVENT_COLUMNS, row))
+              for row in query(f"SELECT {', '.join(queries.EVENT_COLUMNS)} FROM viewing_events")}
+    first, second = stored[events[0]["id"]], stored[events[1]["id"]]
+    assert {k: first[k] for k in events[0]} == events[0]
+    assert before <= first["created_at"] <= after
+    assert second["event_time"] == datetime(2026, 11, 20, 10, 0, 5)
+    assert second["created_at"] == datetime(2026, 11, 21, 1, 2, 3)
+    assert {k: second[k] for k in events[1] if k not in ("event_time", "created_at")} == {
+        k: v for k, v in events[1].items() if k not in ("event_time", "created_at")}

@@ -6,6 +6,8 @@ import json
 import uuid
 from datetime import datetime, timezone
 
+import orjson
+
 from viewing.events import EVENT_TYPES, EventInvalid, normalize_event
 
 # Namespace of the ids derived for messages without `event_id`: uuid5(KAFKA_EVENT_NAMESPACE,
@@ -13,6 +15,14 @@ from viewing.events import EVENT_TYPES, EventInvalid, normalize_event
 # or it would be counted twice. (It is uuid5(NAMESPACE_URL, "urn:viewing-analytics:kafka").)
 KAFKA_EVENT_NAMESPACE = uuid.UUID("7de86edc-561c-5c7d-8ac3-2bcd6808f872")
 _SPELLINGS_LONGEST_FIRST = sorted(EVENT_TYPES, key=len, reverse=True)
+# orjson parses a message ~4x faster than json. Where it accepts a document it returns what
+# json.loads does, except integers beyond 64 bits, which it turns into floats (a position of
+# 10**30 would then get another error, metadata another value). So a message with a run of 19
+# digits or more, and anything orjson refuses (NaN, Infinity, bad UTF-8, lone surrogates, ...),
+# goes through json as before: what is accepted and how errors read do not change. (The run is
+# found by mapping every digit to 0 and searching for 19 zeros: a regex search takes 5x longer.)
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
 
 
 class MessageInvalid(ValueError):
@@ -41,6 +51,22 @@ def derived_event_id(topic, partition, offset):
     return uuid.uuid5(KAFKA_EVENT_NAMESPACE, f"{topic}:{partition}:{offset}")
 
 
+def parse_json(value):
+    """The JSON document of a message value (bytes), or MessageInvalid."""
+    if _LONG_NUMBER not in value.translate(_DIGITS_TO_ZERO):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass  # json below decides, and words the error
+    try:
+        # Decoded as UTF-8 explicitly: json.loads(bytes) would also guess UTF-16/32.
+        return json.loads(value.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise MessageInvalid({"non_field_errors": ["Not UTF-8 text."]}) from None
+    except ValueError as e:
+        raise MessageInvalid({"non_field_errors": [f"Not valid JSON: {e}."]}) from None
+
+
 def process_message(value, *, topic, partition, offset, timestamp_ms, now, retention_days=365):
     """The event row (queries.EVENT_COLUMNS but created_at) of one record, or MessageInvalid.
 
@@ -49,17 +75,12 @@ def process_message(value, *, topic, partition, offset, timestamp_ms, now, reten
     """
     if value is None:
         raise MessageInvalid({"non_field_errors": ["Empty message (no value)."]})
-    try:
-        # Decoded as UTF-8 explicitly: json.loads(bytes) would also guess UTF-16/32.
-        data = json.loads(value.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise MessageInvalid({"non_field_errors": ["Not UTF-8 text."]}) from None
-    except ValueError as e:
-        raise MessageInvalid({"non_field_errors": [f"Not valid JSON: {e}."]}) from None
+    data = parse_json(value)
+    # The record time and the derived id (a SHA-1) only for messages that need them.
     record_time = None
-    if timestamp_ms is not None and timestamp_ms >= 0:
+    has_time = isinstance(data, dict) and (data.get("event_time") is not None or data.get("timestamp") is not None)
+    if not has_time and timestamp_ms is not None and timestamp_ms >= 0:
         record_time = datetime.fromtimestamp(timestamp_ms // 1000, tz=timezone.utc)
-    # The derived id costs a SHA-1: only for messages that carry no event_id.
     has_id = isinstance(data, dict) and data.get("event_id") is not None
     try:
         return normalize_event(
