@@ -2,6 +2,7 @@
 
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta
 
 from django.db import connections
@@ -20,10 +21,16 @@ _EPOCH = datetime(1970, 1, 1)
 _SECOND = timedelta(seconds=1)
 
 
+def _id_text(event_id):
+    # 32 hex digits, which toUUID reads as well as the dashed form: the driver escapes the
+    # parameter one character at a time, so 4 characters less per id is ~1 µs less per event.
+    return event_id.hex if type(event_id) is uuid.UUID else str(event_id)
+
+
 def _stored_ids(cursor, ids):
     found = set()
     for start in range(0, len(ids), LOOKUP_CHUNK):
-        cursor.execute(queries.STORED_IDS, {"ids": ",".join(map(str, ids[start : start + LOOKUP_CHUNK]))})
+        cursor.execute(queries.STORED_IDS, {"ids": ",".join(map(_id_text, ids[start : start + LOOKUP_CHUNK]))})
         found.update(row[0] for row in cursor.fetchall())
     return found
 
