@@ -168,7 +168,13 @@ class Server:
         return peak or None
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is not None:
+            # The figures of this phase show the errors; the log says why.
+            with open(self.log_path, errors="replace") as f:
+                print(f"WARNING: gunicorn exited {self.proc.returncode} during the run:\n{f.read()[-3000:]}",
+                      file=sys.stderr, flush=True)
             return
         self.peak_rss_mib = self.worker_peak_rss_mib()
         self.proc.send_signal(signal.SIGTERM)

@@ -146,7 +146,8 @@ def bench_ingest(root, cfg, results):
         "summary": {
             "floor_events_per_s": floor_eps,
             "batch_events_per_s": batch_eps,
-            "batch_vs_floor": batch_eps / floor_eps,
+            "batch_vs_floor": batch_eps / floor_eps if batch_eps else None,
+            "batch_errors": sum(r["errors"] for r in batch["rounds"]),
             "single_events_per_s": median_of_rounds(single["rounds"], "events_per_s"),
             "single_p50_ms": median_of_rounds(single["rounds"], "p50_ms"),
             "single_p99_ms": median_of_rounds(single["rounds"], "p99_ms"),
