@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 # Loops alive in this process, for stats_snapshot() (health and metrics read it).
 _loops = weakref.WeakSet()
+# Bytes a fetch may bring per partition (kafka-python's default: 1 MiB, ~3,000 messages of a
+# few hundred bytes, less than a batch). Measured end to end (README, "Throughput"): 4 MiB
+# ~15 % faster than 1 or 2 MiB, and no better at 16 MiB. Buffered data stays bounded: at most
+# this per assigned partition, and kafka-python's fetch_max_bytes (50 MiB) per broker.
+FETCH_PARTITION_BYTES = 4 * 1024 * 1024
 
 
 class ConsumerError(Exception):
@@ -252,6 +257,7 @@ class StreamConsumer:
                 heartbeat_interval_ms=self.heartbeat_interval_ms,
                 max_poll_interval_ms=self.max_poll_interval_ms,
                 max_poll_records=self.batcher.size,
+                max_partition_fetch_bytes=FETCH_PARTITION_BYTES,
                 request_timeout_ms=max(30000, self.session_timeout_ms + 5000),
                 # Fail the start-up check in seconds, not kafka-python's default 30 s.
                 bootstrap_timeout_ms=self.bootstrap_timeout_ms,
