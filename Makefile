@@ -47,7 +47,7 @@ demo: migrate
 
 # Benchmarks (bench/, README "Performance"): ingestion and query speed as ratios to the engine's
 # floor; prints a table, writes bench/results.json. Not a test: never run by CI, never fails on
-# a missed target. BENCH_ARGS=--quick for 1M events only (~5 min); the full run takes ~30.
+# a missed target. BENCH_ARGS=--quick for 1M events only (~5 min); the full run takes ~15.
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench $(BENCH_ARGS)
 
