@@ -43,13 +43,18 @@ def test_reads_sum_across_parts_that_are_not_merged_yet(ch, frozen_now):
     now = frozen_now.replace(tzinfo=None)
     user, movie = uuid.uuid4(), uuid.uuid4()
     others = [uuid.uuid4() for _ in range(3)]
-    # Five separate inserts: five parts in every aggregate table, the same keys in each.
-    for viewer in [user, user, *others]:
-        events_store(events=[event(viewer, movie, "start", now), event(viewer, movie, "finish", now, 60)])
-    parts = query(
-        "SELECT count() FROM system.parts WHERE database = currentDatabase() "
-        "AND table = 'popular_content_daily' AND active"
-    )[0][0]
+    # Five separate inserts: five parts in every aggregate table, the same keys in each. Merges
+    # are stopped meanwhile: a background merge right after the inserts made this test flaky.
+    query("SYSTEM STOP MERGES popular_content_daily")
+    try:
+        for viewer in [user, user, *others]:
+            events_store(events=[event(viewer, movie, "start", now), event(viewer, movie, "finish", now, 60)])
+        parts = query(
+            "SELECT count() FROM system.parts WHERE database = currentDatabase() "
+            "AND table = 'popular_content_daily' AND active"
+        )[0][0]
+    finally:
+        query("SYSTEM START MERGES popular_content_daily")
     assert parts > 1  # the reads below must still give one row per key
 
     popular = selectors.popular_content(days=1, limit=10)
