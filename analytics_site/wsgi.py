@@ -7,6 +7,23 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
 application = get_wsgi_application()
 
+# CONTRACT §3: on the embedded engine the server needs the data directory to itself. Take it
+# now, so a directory held by another process stops the server at start with a clear message
+# (gunicorn halts on a worker that exits with 3) instead of a 503 on every request.
+from django.conf import settings  # noqa: E402
+
+if settings.CLICKHOUSE_EMBEDDED:
+    import logging
+    import sys
+
+    from analytics_site.chdb_backend.transport import EngineLocked, open_engine
+
+    try:
+        open_engine(settings.CLICKHOUSE_DATA_DIR).close()
+    except EngineLocked as e:
+        logging.getLogger("analytics_site.wsgi").critical("%s", e)
+        sys.exit(3)
+
 # CONTRACT §3: the server says at start-up whether the API is open (DEBUG on, no key yet).
 from analytics_site.access.permissions import log_access_mode  # noqa: E402
 
@@ -16,8 +33,6 @@ log_access_mode()
 # embedded engine no other process may write). Started here so that only a server process
 # runs it, never manage.py commands or tests. gunicorn imports this module in each worker
 # after forking (do not use --preload, which would start it in the master).
-from django.conf import settings  # noqa: E402
-
 if settings.ENABLE_KAFKA:
     from viewing.kafka.thread import start_consumer_thread  # noqa: E402
 

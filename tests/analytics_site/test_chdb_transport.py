@@ -6,6 +6,7 @@ import sys
 import textwrap
 import threading
 import uuid
+from pathlib import Path
 from datetime import datetime
 
 import pytest
@@ -156,3 +157,24 @@ def test_manage_py_on_a_locked_directory_says_so_without_a_traceback(client):
     assert out.returncode == 1
     assert f"CommandError: The embedded ClickHouse data directory {settings.CLICKHOUSE_DATA_DIR} is in use" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_the_server_stops_at_start_on_a_locked_directory(client):
+    client.execute("SELECT 1")  # this process holds the directory
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SECRET_KEY": "x",
+        "ENABLE_KAFKA": "false",
+        "PORT": "0",
+        "CLICKHOUSE_DATA_DIR": settings.CLICKHOUSE_DATA_DIR,
+        "ANALYTICS_VAR_DIR": str(settings.VAR_DIR),
+    }
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    out = subprocess.run(
+        [gunicorn, "-c", "python:analytics_site.gunicorn_conf", "analytics_site.wsgi"],
+        capture_output=True, text=True, timeout=120, env=env, cwd=settings.BASE_DIR,
+    )
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert f"The embedded ClickHouse data directory {settings.CLICKHOUSE_DATA_DIR} is in use" in out.stderr
+    assert "Worker failed to boot" in out.stderr
