@@ -6,14 +6,12 @@ belongs to, so the bloom-filter index of that column (or the sort key) skips the
 table; counting stops at a cap instead of scanning every row for each page.
 """
 
-from datetime import timezone
-
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import Q
 from django.utils.functional import cached_property
 
+from . import selectors
 from .events import parse_uuid
 from .models import ViewingEvent
 
@@ -66,16 +64,7 @@ class ViewingEventAdmin(admin.ModelAdmin):
         for column in SEARCH_COLUMNS:
             if queryset.filter(**{column: value}).exists():
                 matches |= Q(**{column: value})
-        event_time = self._event_time_of(value)
+        event_time = selectors.event_time_of(event_id=value)
         if event_time is not None:
             matches |= Q(id=value, event_time=event_time)
         return (queryset.filter(matches) if matches else queryset.none()), False
-
-    @staticmethod
-    def _event_time_of(event_id):
-        # event_ids is sorted by id: the event's time, then the raw row by the sort key.
-        with connections["clickhouse"].cursor() as cursor:
-            cursor.execute("SELECT event_time FROM event_ids WHERE id = %(id)s LIMIT 1", {"id": event_id})
-            row = cursor.fetchone()
-        # The driver gives DateTime('UTC') as a naive UTC datetime; the ORM wants it aware.
-        return row[0].replace(tzinfo=timezone.utc) if row else None

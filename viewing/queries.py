@@ -28,6 +28,15 @@ FROM event_ids
 WHERE id IN (SELECT toUUID(arrayJoin(splitByChar(',', %(ids)s))))
 """
 
+# The time of one stored event, by id: event_ids is sorted by id, and the time then finds the
+# raw row through viewing_events' sort key (the admin's search by event id).
+EVENT_TIME_OF_ID = """
+SELECT event_time
+FROM event_ids
+WHERE id = %(id)s
+LIMIT 1
+"""
+
 # --- Analytics reads ----------------------------------------------------------------------
 # Every read takes the window as `first_day`/`last_day` (UTC dates, both included). The
 # aggregate tables are merged in the background only eventually, so each read GROUPs BY its

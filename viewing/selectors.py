@@ -1,6 +1,6 @@
 """Reads: the four analytics metrics (CONTRACT §2) and the health probe."""
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import DatabaseError, connections
@@ -117,3 +117,10 @@ def peak_hours(*, days):
         "peak_hour": busiest["hour"] if busiest["events_count"] else None,
         "peak_hours": hours,
     }
+
+
+def event_time_of(*, event_id):
+    """The UTC event_time (aware) of a stored event id, or None."""
+    rows = _rows(queries.EVENT_TIME_OF_ID, {"id": event_id})
+    # The driver gives DateTime('UTC') as a naive UTC datetime; the ORM wants it aware.
+    return rows[0][0].replace(tzinfo=timezone.utc) if rows else None
