@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8006
 export DJANGO_DEBUG ?= true
 
-.PHONY: run test migrate demo bench clean test-tools
+.PHONY: run test lint migrate demo bench clean test-tools
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ run: migrate
 
 # The suite uses its own temporary data directory and test databases, so it runs while
 # `make run` serves. DJANGO_DEBUG is off there: tests see production behaviour.
-test: $(VENV)/.installed-dev test-tools
+test: lint test-tools
 	DJANGO_DEBUG=false $(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff (pyproject.toml): pyflakes, pycodestyle, isort, bugbear, pyupgrade. Part of `make test`,
+# so CI fails on a lint error.
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
 
 # Debian tools some tests use: headless Chromium for the browser tests, docker-compose to
 # validate docker-compose.yml (no engine needed). Installed where apt-get runs as root;

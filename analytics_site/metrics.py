@@ -6,8 +6,15 @@ workers' figures are summed (prometheus-client multiprocess mode).
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
-from prometheus_client import REGISTRY
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 REQUEST_SECONDS = Histogram(
     "analytics_http_request_duration_seconds",

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections import namedtuple
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 Record = namedtuple("Record", "topic partition offset timestamp key value")
 TOPICS = {"start": "stream.start", "progress": "stream.progress", "finish": "stream.stop"}
@@ -105,7 +105,7 @@ def _floor(rows, batch):
     from viewing import queries
 
     _truncate()
-    created_at = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    created_at = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
     tuples = [tuple(r.get(c, created_at) for c in queries.EVENT_COLUMNS) for r in rows]
     t0 = time.perf_counter()
     with connections["clickhouse"].cursor() as cursor:
@@ -126,7 +126,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="ingest-micro-") as tmp:
         _setup(tmp)
         records, items = _inputs(args.events, seed=7)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         figures = {"kafka_validate": [], "http_validate": [], "store": [], "floor": []}
         for _ in range(args.rounds):
             seconds, rows = _validate_kafka(records, now)

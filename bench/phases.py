@@ -8,7 +8,8 @@ JSON result on stdout.
 import json
 import sys
 import time
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 
 from analytics_site.chdb_backend.transport import EmbeddedClient
 from viewing import queries
@@ -32,7 +33,7 @@ def mode_floor(spec):
     client = engine_client(spec["dir"])
     client.execute("SELECT 1")
     rounds = []
-    created_at = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    created_at = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
     for data in spec["rounds"]:
         rows = [tuple(e.get(c, created_at) for c in queries.EVENT_COLUMNS) for e in generated(data)]
         t0 = time.perf_counter()
@@ -57,7 +58,7 @@ def mode_parts(spec):
 
 def windows(days):
     """The parameters the selectors give the queries for a window of `days` (viewing/selectors.py)."""
-    last_day = datetime.now(timezone.utc).date()
+    last_day = datetime.now(UTC).date()
     first_day = last_day - timedelta(days=days - 1)
     return {
         "first_day": first_day,

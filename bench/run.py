@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from . import procs
 from .report import table
@@ -347,7 +347,7 @@ def run(*, quick, parts, out, workdir=None):
     root = tempfile.mkdtemp(prefix="analytics-bench-", dir=workdir)
     results = {
         "mode": "quick" if quick else "full",
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "git": git_commit(),
         "config": {k: (v if not isinstance(v, dict) else {str(a): b for a, b in v.items()}) for k, v in cfg.items()},

@@ -1,7 +1,7 @@
 """Shared fixtures: a real ClickHouse (embedded by default, see tests/engine.py), emptied
 before each test that asks for it."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connections
@@ -54,7 +54,7 @@ def frozen_now():
     """The service clock frozen at 23:58:00 UTC of today's real date (real, because the
     tables' TTL counts from the real time): windows and "5 minutes ahead" are then exact, and
     the next UTC midnight is 2 minutes away."""
-    moment = datetime.now(timezone.utc).replace(hour=23, minute=58, second=0, microsecond=0)
+    moment = datetime.now(UTC).replace(hour=23, minute=58, second=0, microsecond=0)
     with clock.frozen(moment):
         yield moment
 

@@ -7,7 +7,7 @@ and time format.
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 SPELLINGS = {
     "start": ["start", "stream.start", "stream_start"],
@@ -37,14 +37,14 @@ def seeded_uuid(rng):
 
 def render_time(moment, fmt, rng):
     """`moment` (naive UTC) as a client could send it; None for "absent"."""
-    aware = moment.replace(tzinfo=timezone.utc)
+    aware = moment.replace(tzinfo=UTC)
     if fmt == "iso_z":
         return aware.strftime("%Y-%m-%dT%H:%M:%SZ")
     if fmt == "iso_offset":
         offset = timezone(timedelta(hours=rng.choice([-5, 2, 9]), minutes=rng.choice([0, 30])))
         return aware.astimezone(offset).isoformat()
     if fmt == "iso_fraction":  # sub-second parts are dropped
-        return aware.strftime("%Y-%m-%dT%H:%M:%S") + ".%03dZ" % rng.randrange(1000)
+        return aware.strftime("%Y-%m-%dT%H:%M:%S") + f".{rng.randrange(1000):03d}Z"
     epoch = int(aware.timestamp())
     if fmt == "epoch_s":
         return epoch

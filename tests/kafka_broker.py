@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -202,7 +202,7 @@ def kafka(kafka_bootstrap):
 
 def event(rng, *, action=None, with_id=True, users=None, movies=None):
     """A valid message value (dict) with a time in the last few days."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     value = {
         "user_id": str(rng.choice(users) if users else uuid.UUID(int=rng.getrandbits(128), version=4)),
         "movie_id": str(rng.choice(movies) if movies else uuid.UUID(int=rng.getrandbits(128), version=4)),
@@ -331,7 +331,7 @@ def expected_analytics(events):
 
 def event_facts(value, topic):
     """The facts expected_analytics needs from one produced JSON message value."""
-    moment = datetime.fromisoformat(value["timestamp"]).astimezone(timezone.utc)
+    moment = datetime.fromisoformat(value["timestamp"]).astimezone(UTC)
     return {
         "user_id": value["user_id"],
         "movie_id": value["movie_id"],

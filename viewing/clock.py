@@ -2,7 +2,7 @@
 
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # A frozen moment applies to every thread (a test's request may run in a worker thread).
 _lock = threading.Lock()
@@ -11,7 +11,7 @@ _frozen = None
 
 def now():
     """The current time, timezone-aware UTC, second precision."""
-    moment = _frozen if _frozen is not None else datetime.now(timezone.utc)
+    moment = _frozen if _frozen is not None else datetime.now(UTC)
     return moment.replace(microsecond=0)
 
 
@@ -27,7 +27,7 @@ def frozen(moment):
     if moment.tzinfo is None:
         raise ValueError("frozen() needs a timezone-aware datetime")
     with _lock:
-        previous, _frozen = _frozen, moment.astimezone(timezone.utc)
+        previous, _frozen = _frozen, moment.astimezone(UTC)
     try:
         yield moment
     finally:

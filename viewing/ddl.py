@@ -245,7 +245,7 @@ def cluster_statements(retention_days, cluster):
             local = f"{name}_local"
             replicated = _ENGINE.sub(
                 lambda m: f"ENGINE = Replicated{m.group(1)}("
-                f"'/clickhouse/tables/{{shard}}/{{database}}/{local}', '{{replica}}')",
+                f"'/clickhouse/tables/{{shard}}/{{database}}/{local}', '{{replica}}')",  # noqa: B023 (called at once, inside the loop)
                 _CREATE_TABLE.sub(f"CREATE TABLE {local} ON CLUSTER {cluster}\n", sql),
             )
             key = f", {SHARDING_KEYS[name]}" if name in SHARDING_KEYS else ""

@@ -18,7 +18,7 @@ import json
 import math
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 EVENT_TYPES = {
     "start": "start",
@@ -80,13 +80,13 @@ def parse_event_time(value, *, now, retention_days):
     if isinstance(value, str) and _DIGITS_RE.match(value.strip()):
         value = int(value.strip())
     if isinstance(value, datetime):  # a default the service supplies (receipt, record time)
-        moment = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     elif isinstance(value, (int, float)):
         if not math.isfinite(value) or value < 0:
             raise ValueError("Must be a finite, non-negative number of epoch seconds.")
         seconds = value / 1000 if value > MILLISECONDS_ABOVE else value
         try:
-            moment = datetime.fromtimestamp(int(seconds), tz=timezone.utc)
+            moment = datetime.fromtimestamp(int(seconds), tz=UTC)
         except (OverflowError, OSError, ValueError):
             raise ValueError("Is out of range.") from None
     elif isinstance(value, str):
@@ -99,11 +99,11 @@ def parse_event_time(value, *, now, retention_days):
             raise ValueError("Must be an ISO-8601 time with Z or an offset, or epoch seconds.") from None
         if moment.tzinfo is None:
             raise ValueError("Must include a time zone: Z or an offset such as +02:00.")
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     else:
         raise ValueError("Must be an ISO-8601 time with Z or an offset, or epoch seconds.")
     moment = moment.replace(microsecond=0, tzinfo=None)
-    now = now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now
+    now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
     if moment > now + FUTURE_TOLERANCE:
         raise ValueError("Is more than 5 minutes in the future.")
     if moment < now - timedelta(days=retention_days):
@@ -262,7 +262,7 @@ _COMMON_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|
 def _time_bounds(now, retention_days):
     """The accepted event times [oldest, latest] as naive UTC, for a given `now` (a Kafka poll
     or an HTTP batch shares one)."""
-    now = now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now
+    now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
     return now - timedelta(days=retention_days), now + FUTURE_TOLERANCE
 
 
@@ -326,7 +326,7 @@ def _normalize_common(data, now, retention_days, id_field, type_field, default_t
         except ValueError:
             return None
         if moment.utcoffset():
-            moment = moment.astimezone(timezone.utc)
+            moment = moment.astimezone(UTC)
         moment = moment.replace(microsecond=0, tzinfo=None)
         oldest, latest = _time_bounds(now, retention_days)
         if not oldest <= moment <= latest:

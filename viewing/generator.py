@@ -16,7 +16,7 @@ re-running the same seed stores nothing new (events_store skips ids already stor
 import json
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 
 HEARTBEAT_SECONDS = 300
@@ -39,7 +39,7 @@ def _uuid(rng):
 def event_batches(*, events, days, users, movies, seed, batch_size=100_000, now=None):
     """Yield lists of at most `batch_size` row dicts (what services.events_store takes),
     `events` rows in all, spread over the `days` UTC dates ending today."""
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0, tzinfo=None)
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0, tzinfo=None)
     rng = random.Random(seed)
     ids = random.Random(f"event-ids:{seed}")
 

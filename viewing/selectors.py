@@ -1,6 +1,6 @@
 """Reads: the four analytics metrics (CONTRACT §2) and the health probe."""
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import DatabaseError, connections
@@ -123,4 +123,4 @@ def event_time_of(*, event_id):
     """The UTC event_time (aware) of a stored event id, or None."""
     rows = _rows(queries.EVENT_TIME_OF_ID, {"id": event_id})
     # The driver gives DateTime('UTC') as a naive UTC datetime; the ORM wants it aware.
-    return rows[0][0].replace(tzinfo=timezone.utc) if rows else None
+    return rows[0][0].replace(tzinfo=UTC) if rows else None

@@ -25,12 +25,10 @@ import re
 import threading
 from collections import deque
 
-from clickhouse_driver import Client
-
-from clickhouse_driver import errors
+from clickhouse_driver import Client, errors
+from clickhouse_driver.block import RowOrientedBlock
 from clickhouse_driver.bufferedreader import BufferedSocketReader
 from clickhouse_driver.bufferedwriter import BufferedSocketWriter
-from clickhouse_driver.block import RowOrientedBlock
 from clickhouse_driver.connection import Connection, Packet, ServerInfo
 from clickhouse_driver.protocol import ServerPacketTypes
 from clickhouse_driver.streams.native import BlockInputStream, BlockOutputStream

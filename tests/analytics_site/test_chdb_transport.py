@@ -6,8 +6,8 @@ import sys
 import textwrap
 import threading
 import uuid
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from clickhouse_driver import errors

@@ -9,7 +9,7 @@ test-artifacts/.
 import shutil
 import tempfile
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -60,7 +60,7 @@ def wait_for(driver, condition, timeout=20):
 
 
 def seed_events():
-    now = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    now = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
     user = uuid.uuid4()
     movies = [uuid.uuid4() for _ in range(3)]
     events = []

@@ -45,8 +45,7 @@ def test_json_nested_1000_deep_is_a_400(ch, client, path, shape):
 @pytest.mark.parametrize("depth", [2, 32, 33, 300, 900])
 @pytest.mark.parametrize("path", ["events", "events/batch"])
 def test_metadata_nested_up_to_32_levels_is_stored_deeper_is_a_400(ch, client, path, depth):
-    item = '{"user_id": "%s", "movie_id": "%s", "event_type": "start", "metadata": %s}' % (
-        uuid.uuid4(), uuid.uuid4(), nested(depth))
+    item = f'{{"user_id": "{uuid.uuid4()}", "movie_id": "{uuid.uuid4()}", "event_type": "start", "metadata": {nested(depth)}}}'
     response = post_raw(client, path, item if path == "events" else f"[{item}]")
     if depth <= 32:
         assert response.status_code == 201, response.content
@@ -94,8 +93,8 @@ def test_non_utf8_bytes_are_a_400(ch, client, body):
 
 
 def test_unpaired_surrogates_in_metadata_are_a_400(ch, client):
-    response = post_raw(client, "events", '{"user_id": "%s", "movie_id": "%s", "event_type": "start", '
-                        '"metadata": {"x": "\\ud800"}}' % (uuid.uuid4(), uuid.uuid4()))
+    response = post_raw(client, "events", f'{{"user_id": "{uuid.uuid4()}", "movie_id": "{uuid.uuid4()}", "event_type": "start", '
+                        '"metadata": {"x": "\\ud800"}}')
     assert response.status_code == 400 and "metadata" in response.json()
     assert stored() == 0
 
@@ -103,9 +102,8 @@ def test_unpaired_surrogates_in_metadata_are_a_400(ch, client):
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
 @pytest.mark.parametrize("field", ["position_seconds", "event_time", "timestamp", "metadata"])
 def test_nan_and_infinity_anywhere_are_a_400(ch, client, field, token):
-    value = '{"x": %s}' % token if field == "metadata" else token
-    body = '{"user_id": "%s", "movie_id": "%s", "event_type": "start", "%s": %s}' % (
-        uuid.uuid4(), uuid.uuid4(), field, value)
+    value = f'{{"x": {token}}}' if field == "metadata" else token
+    body = f'{{"user_id": "{uuid.uuid4()}", "movie_id": "{uuid.uuid4()}", "event_type": "start", "{field}": {value}}}'
     for path, text in (("events", body), ("events/batch", f"[{body}]")):
         response = post_raw(client, path, text)
         assert response.status_code == 400, (path, response.content)
@@ -141,12 +139,12 @@ def test_negative_and_overflowing_positions_are_a_400(ch, client, position):
 
 ODD_UUIDS = {
     "uppercase": (lambda u: str(u).upper(), True),
-    "braces": (lambda u: "{%s}" % u, True),
+    "braces": (lambda u: f"{{{u}}}", True),
     "no dashes": (lambda u: u.hex, True),
-    "braces, uppercase, no dashes": (lambda u: "{%s}" % u.hex.upper(), True),
+    "braces, uppercase, no dashes": (lambda u: f"{{{u.hex.upper()}}}", True),
     "urn": (lambda u: u.urn, False),
-    "one brace": (lambda u: "{%s" % u, False),
-    "spaces": (lambda u: " %s " % u, False),
+    "one brace": (lambda u: f"{{{u}", False),
+    "spaces": (lambda u: f" {u} ", False),
     "too short": (lambda u: str(u)[:-1], False),
     "non-hex": (lambda u: str(u)[:-1] + "g", False),
     "an integer": (lambda u: u.int, False),

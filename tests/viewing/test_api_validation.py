@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client, override_settings
@@ -70,7 +70,7 @@ def bad_events(now):
     ]
 
 
-CASES = [name for name, _, _ in bad_events(datetime.now(timezone.utc))]
+CASES = [name for name, _, _ in bad_events(datetime.now(UTC))]
 
 
 @pytest.mark.parametrize("case", CASES)

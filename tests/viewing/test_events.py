@@ -1,13 +1,13 @@
 """The shared event rules (pure: no engine needed)."""
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from viewing.events import EventInvalid, normalize_event, parse_event_time, parse_uuid
 
-NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 U = "e3e70682-c209-4cac-629f-6fbed82c07cd"
 
 
@@ -166,7 +166,7 @@ ISO_TIME = st.datetimes(
     moment.isoformat(timespec="seconds") + "z",
     moment.isoformat(timespec="seconds"),                  # naive: an error
     " " + moment.isoformat(timespec="seconds") + "Z",
-    str(int((moment.replace(tzinfo=timezone.utc)).timestamp())),
+    str(int((moment.replace(tzinfo=UTC)).timestamp())),
 ]))
 ANY_TIME = st.one_of(ISO_TIME, st.integers(min_value=-10, max_value=2 * 10**12), st.floats(allow_nan=True),
                      st.text(max_size=30), st.none(), st.booleans())

@@ -1,7 +1,7 @@
 """`generate_events` and viewing.generator: exact counts, idempotent re-runs, realistic shape."""
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from tests.conftest import query
 from viewing.generator import event_batches
 
-NOW = datetime(2026, 11, 28, 18, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 18, 30, tzinfo=UTC)
 
 
 def generate(**options):
@@ -26,8 +26,8 @@ def test_it_stores_exactly_n_events_and_a_rerun_stores_none(ch):
     assert query("SELECT count(), uniqExact(id) FROM viewing_events") == [(3000, 3000)]
     # Within the window of 3 UTC days ending today, never ahead of now.
     (first, last), = query("SELECT min(event_time), max(event_time) FROM viewing_events")
-    today = datetime.now(timezone.utc).date()
-    assert first.date() >= today - timedelta(days=2) and last <= datetime.now(timezone.utc).replace(tzinfo=None)
+    today = datetime.now(UTC).date()
+    assert first.date() >= today - timedelta(days=2) and last <= datetime.now(UTC).replace(tzinfo=None)
 
 
 def test_the_same_seed_gives_the_same_events_whenever_it_runs():

@@ -126,11 +126,11 @@ class Process:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            assert left > 0, "no such line within %s s; got:\n%s" % (timeout, "".join(self.seen[-30:]))
+            assert left > 0, "no such line within {} s; got:\n{}".format(timeout, "".join(self.seen[-30:]))
             try:
                 line = self.lines.get(timeout=min(left, 0.5))
             except queue.Empty:
-                assert self.proc.poll() is None, "exited %s:\n%s" % (self.proc.returncode, "".join(self.seen[-30:]))
+                assert self.proc.poll() is None, "exited {}:\n{}".format(self.proc.returncode, "".join(self.seen[-30:]))
                 continue
             self.seen.append(line)
             if predicate(line):

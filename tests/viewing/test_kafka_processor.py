@@ -3,7 +3,7 @@
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,7 +16,7 @@ from viewing.kafka.processor import (
     topic_event_type,
 )
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 USER = "6f1c3c52-0d0a-4c3e-9d38-0b7e6d1b7a11"
 MOVIE = "0a3a5a4e-5e9c-4f0e-8f0a-2b7b1c0d9e22"
 
@@ -86,7 +86,7 @@ def test_without_event_id_the_id_is_uuid5_of_the_coordinates_and_stable():
 
 
 def test_without_a_time_the_record_timestamp_is_the_event_time():
-    record_time = datetime(2026, 11, 27, 8, 15, 0, tzinfo=timezone.utc)
+    record_time = datetime(2026, 11, 27, 8, 15, 0, tzinfo=UTC)
     row = process(message(timestamp=...), timestamp_ms=int(record_time.timestamp() * 1000) + 999)
     assert row["event_time"] == datetime(2026, 11, 27, 8, 15, 0)
 
@@ -160,7 +160,7 @@ def same(a, b):
     if isinstance(a, dict):
         return isinstance(b, dict) and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return isinstance(b, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=False))
     return type(a) is type(b) and (a == b or (a != a and b != b))
 
 

@@ -54,7 +54,7 @@ def test_raw_table_matches_the_contract(ch):
 
 def test_views_feed_aggregating_tables(ch):
     for view in VIEWS:
-        assert f"CREATE MATERIALIZED VIEW" in show_create(view)
+        assert "CREATE MATERIALIZED VIEW" in show_create(view)
     engines = dict(query(
         "SELECT name, engine FROM system.tables WHERE database = currentDatabase() "
         "AND name IN ('popular_content_daily', 'user_stats_daily', 'events_daily', 'events_hourly')"
@@ -91,7 +91,7 @@ def schema_sql_database(ch):
         cursor.execute(f"DROP DATABASE IF EXISTS {database}")
         cursor.execute(f"CREATE DATABASE {database}")
         text = (Path(settings.BASE_DIR) / "clickhouse" / "schema.sql").read_text()
-        statements = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("--"))
+        statements = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
         cursor.execute(f"USE {database}")
         try:
             for statement in filter(str.strip, statements.split(";")):
@@ -127,7 +127,7 @@ def migration_sql(**overrides):
 
 def sql_file_statements(name):
     text = (Path(settings.BASE_DIR) / "clickhouse" / name).read_text()
-    body = "\n".join(l for l in text.splitlines() if not l.startswith("--"))
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
     return [s.strip() for s in body.split(";") if s.strip()]
 
 

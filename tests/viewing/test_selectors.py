@@ -1,7 +1,7 @@
 """The analytics reads: right across unmerged parts, windows by UTC date, rates half up and capped."""
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -33,7 +33,7 @@ def test_rate(numerator, denominator, expected):
 
 
 def test_the_window_is_days_dates_ending_today():
-    with clock.frozen(datetime(2026, 3, 1, 0, 0, 5, tzinfo=timezone.utc)):
+    with clock.frozen(datetime(2026, 3, 1, 0, 0, 5, tzinfo=UTC)):
         assert selectors.window(days=1) == (date(2026, 3, 1), date(2026, 3, 1))
         assert selectors.window(days=2) == (date(2026, 2, 28), date(2026, 3, 1))
         assert selectors.window(days=365) == (date(2025, 3, 2), date(2026, 3, 1))

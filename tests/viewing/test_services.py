@@ -3,7 +3,7 @@ raw table and in every aggregate the views feed."""
 
 import random
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from tests.conftest import query
 from viewing.services import events_store
@@ -128,10 +128,10 @@ def test_every_column_is_stored_as_given(ch):
          "position_seconds": 0, "event_time": datetime(2026, 11, 20, 12, 0, 5, 999999, tzinfo=plus_two),
          "session_id": uuid.uuid4(), "metadata": "{}", "created_at": datetime(2026, 11, 21, 1, 2, 3)},
     ]
-    before = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    before = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
     assert events_store(events=events) == 2
-    after = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
-    stored = {row[0]: dict(zip(queries.EVENT_COLUMNS, row))
+    after = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    stored = {row[0]: dict(zip(queries.EVENT_COLUMNS, row, strict=False))
               for row in query(f"SELECT {', '.join(queries.EVENT_COLUMNS)} FROM viewing_events")}
     first, second = stored[events[0]["id"]], stored[events[1]["id"]]
     assert {k: first[k] for k in events[0]} == events[0]

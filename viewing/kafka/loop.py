@@ -7,7 +7,7 @@ import math
 import threading
 import time
 import weakref
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connections
@@ -355,7 +355,7 @@ class StreamConsumer:
             log.info("Fetching resumed.")
 
     def _process(self, records):
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         retention = self.retention_days
         batcher = self.batcher
         count = 0
@@ -446,7 +446,7 @@ class StreamConsumer:
         stats.buffered = len(self.batcher)
         stats.lag = self._lag()
         stats.last_flush = {
-            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "rows": len(batch.rows),
             "stored": new,
             "dead_lettered": len(batch.dead_letters),

@@ -4,7 +4,7 @@ row out (or MessageInvalid with every error). No I/O: unit-tested without a brok
 import functools
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -80,7 +80,7 @@ def process_message(value, *, topic, partition, offset, timestamp_ms, now, reten
     record_time = None
     has_time = isinstance(data, dict) and (data.get("event_time") is not None or data.get("timestamp") is not None)
     if not has_time and timestamp_ms is not None and timestamp_ms >= 0:
-        record_time = datetime.fromtimestamp(timestamp_ms // 1000, tz=timezone.utc)
+        record_time = datetime.fromtimestamp(timestamp_ms // 1000, tz=UTC)
     has_id = isinstance(data, dict) and data.get("event_id") is not None
     try:
         return normalize_event(
