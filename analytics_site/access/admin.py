@@ -13,12 +13,15 @@ if admin.site.is_registered(APIKey):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(APIKeyModelAdmin):
-    list_display = ("prefix", "name", "can_ingest", "can_read", "created", "expiry_date", "_has_expired", "revoked")
-    list_filter = ("can_ingest", "can_read", "revoked", "created")
-    fields = ("prefix", "name", "can_ingest", "can_read", "expiry_date", "revoked")
+    list_display = (
+        "prefix", "name", "can_ingest", "can_read", "can_erase", "can_export",
+        "created", "expiry_date", "_has_expired", "revoked",
+    )
+    list_filter = ("can_ingest", "can_read", "can_erase", "can_export", "revoked", "created")
+    fields = ("prefix", "name", "can_ingest", "can_read", "can_erase", "can_export", "expiry_date", "revoked")
 
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
         if obj is not None and obj.revoked:
-            fields = fields + ("can_ingest", "can_read")
+            fields = fields + ("can_ingest", "can_read", "can_erase", "can_export")
         return fields

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from analytics_site.access.models import ApiKey
+from analytics_site.access.models import SCOPES, ApiKey
 from analytics_site.access.permissions import log_access_mode
 from tests.conftest import query
 
@@ -39,9 +39,7 @@ def nothing_stored():
 
 
 def key(*scopes, **fields):
-    return ApiKey.objects.create_key(
-        name="t", can_ingest="ingest" in scopes, can_read="read" in scopes, **fields
-    )
+    return ApiKey.objects.create_key(name="t", **{f"can_{s}": s in scopes for s in SCOPES}, **fields)
 
 
 def auth(secret):
@@ -237,3 +235,51 @@ def test_throttled_per_key_and_scope_with_retry_after(ch, scope, path):
         assert call(second).status_code in (200, 201)  # another key has its own budget
         assert call(first, other_path).status_code in (200, 201)  # and the other scope too
     assert query("SELECT count() FROM viewing_events") == [(4 if scope == "ingest" else 1,)]
+
+
+def test_erase_and_export_are_scopes_of_their_own(ch):
+    out = io.StringIO()
+    call_command(
+        "create_api_key", "--name", "privacy-desk", "--scope", "erase", "--scope", "export",
+        stdout=out, stderr=io.StringIO(),
+    )
+    stored = ApiKey.objects.get(name="privacy-desk")
+    assert stored.scopes == ["erase", "export"]
+    assert stored.has_scope("erase") and not stored.has_scope("read") and not stored.has_scope("ingest")
+    # Neither grants reading nor writing the analytics.
+    secret = out.getvalue().strip()
+    assert Client().get(READS[2], headers=auth(secret)).status_code == 403
+    assert post(Client(), WRITES[0], **auth(secret)).status_code == 403
+    _, both = key("ingest", "read")
+    assert not ApiKey.objects.get_from_key(both).has_scope("erase")
+    assert not ApiKey.objects.get_from_key(both).has_scope("export")
+
+
+def test_the_admin_grants_erase_and_export_and_freezes_them_once_revoked(ch):
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    response = admin.post("/admin/access/apikey/add/", {"name": "dpo", "can_erase": "on", "can_export": "on"})
+    assert response.status_code == 302
+    stored = ApiKey.objects.get(name="dpo")
+    assert stored.scopes == ["erase", "export"]
+    listing = admin.get("/admin/access/apikey/").content.decode()
+    assert "field-can_erase" in listing and "field-can_export" in listing
+    stored.revoked = True
+    stored.save()
+    page = admin.get(f"/admin/access/apikey/{stored.pk}/change/").content.decode()
+    assert 'name="can_erase"' not in page and 'name="can_export"' not in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_scopes_migration_keeps_existing_keys_and_reverses():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    _, secret = key("read")
+    executor = MigrationExecutor(connection)
+    executor.migrate([("access", "0001_initial")])
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([("access", "0002_erase_export_scopes")])
+    restored = ApiKey.objects.get_from_key(secret)
+    assert restored.scopes == ["read"]

@@ -13,7 +13,8 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True, help="Who uses the key (free text, 50 characters max).")
         parser.add_argument(
             "--scope", action="append", choices=SCOPES, required=True, dest="scopes",
-            help="ingest (POST events) or read (analytics, /metrics); repeat for both.",
+            help="ingest (POST events), read (analytics, /metrics), erase (delete a viewer's events) "
+            "or export (download raw events); repeat for several.",
         )
         parser.add_argument("--expires", help="ISO-8601 date-time after which the key stops working.")
 
@@ -26,7 +27,7 @@ class Command(BaseCommand):
             if expiry is None or expiry.tzinfo is None:
                 raise CommandError("--expires must be an ISO-8601 date-time with Z or an offset.")
         api_key, key = ApiKey.objects.create_key(
-            name=name, can_ingest="ingest" in scopes, can_read="read" in scopes, expiry_date=expiry
+            name=name, expiry_date=expiry, **{f"can_{scope}": scope in scopes for scope in SCOPES}
         )
         if options["verbosity"] > 0:
             self.stderr.write(
