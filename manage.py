@@ -9,7 +9,7 @@ def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
     from django.core.management import execute_from_command_line
 
-    from analytics_site.chdb_backend.transport import EngineLocked
+    from analytics_site.chdb_backend.engine import EngineLocked
 
     try:
         execute_from_command_line(sys.argv)

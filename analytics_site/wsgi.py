@@ -16,7 +16,7 @@ if settings.CLICKHOUSE_EMBEDDED:
     import logging
     import sys
 
-    from analytics_site.chdb_backend.transport import EngineLocked, open_engine
+    from analytics_site.chdb_backend.engine import EngineLocked, open_engine
 
     try:
         open_engine(settings.CLICKHOUSE_DATA_DIR).close()

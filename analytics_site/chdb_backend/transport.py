@@ -8,21 +8,21 @@ exactly the Python values a server would give. Inserts are encoded by clickhouse
 `BlockOutputStream` and streamed into chdb (`send_insert(..., "Native")`). Everything above
 the connection (Client, dbapi, django-clickhouse-backend, the ORM) runs unchanged.
 
+Opening the engine and owning its data directory are engine.py's; this module only speaks
+the protocol over a chdb connection it is given by `open_engine`.
+
 Facts this is built around (measured with chdb-core 26.9):
-- chdb locks its data directory to one process; connections of one process to the same path
-  are independent and run in parallel, but one connection runs one query at a time. So each
-  driver connection owns its own chdb connection, and a pool gives one to each thread.
+- One chdb connection runs one query at a time, while connections of one process run in
+  parallel. So each driver connection owns its own chdb connection, and a pool gives one to
+  each thread.
 - chdb's session default is `async_insert=1`; settings are applied per connection with SET,
   so the caller's explicit settings always win.
-- A locked directory surfaces as "Error initializing EmbeddedServer: . (BAD_ARGUMENTS)" with
-  the cause only on stderr; `EngineLocked` names the directory and the holder instead.
 - Native output at revision 0 carries no block info, so the transport reports revision 0 and
   clickhouse-driver neither expects nor writes the server-only protocol extras.
 """
 
 import os
 import re
-import threading
 from collections import deque
 
 from clickhouse_driver import Client, errors
@@ -33,6 +33,8 @@ from clickhouse_driver.connection import Connection, Packet, ServerInfo
 from clickhouse_driver.protocol import ServerPacketTypes
 from clickhouse_driver.streams.native import BlockInputStream, BlockOutputStream
 
+from .engine import open_engine
+
 # clickhouse-driver sends an INSERT as "INSERT INTO t [(cols)] [SETTINGS ...] VALUES" and the
 # rows separately; the part before VALUES is what chdb's streaming insert takes.
 INSERT_RE = re.compile(
@@ -42,68 +44,6 @@ INSERT_RE = re.compile(
 )
 CODE_RE = re.compile(r"Code: (\d+)\.")
 _BUFFER_SIZE = 1 << 20
-# Server-level settings given to the engine when it starts. The 5 GiB default mark cache is
-# sized for a dedicated server, not for an engine sharing a process with a web app.
-ENGINE_STARTUP = {"mark_cache_size": 512 * 1024 * 1024}
-
-# chdb 26.x only opens one data directory per process; remember which, to fail clearly.
-_engine_lock = threading.Lock()
-_engine_path = None
-
-
-class EngineLocked(errors.Error):
-    """The data directory is held by another process (chdb allows one process per path)."""
-
-    code = 76  # CANNOT_OPEN_FILE, what ClickHouse itself reports for a locked directory
-
-    def __init__(self, path):
-        self.path = path
-        holder = _lock_holder(path)
-        self.message = (
-            f"The embedded ClickHouse data directory {path} is in use by another process"
-            f"{f' (pid {holder})' if holder else ''}. The embedded engine lets one process "
-            "own its data directory: stop that process, or point CLICKHOUSE_DATA_DIR "
-            "elsewhere, or use a ClickHouse server (CLICKHOUSE_HOST)."
-        )
-        super().__init__(self.message)
-
-    def __str__(self):
-        return self.message
-
-
-def _lock_holder(path):
-    try:
-        with open(os.path.join(path, "status")) as f:
-            for line in f:
-                if line.startswith("PID:"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def open_engine(path):
-    """Open a new chdb connection to `path`, raising EngineLocked when another process has it."""
-    global _engine_path
-    import chdb  # ~240 MB of engine; only loaded when the embedded engine is used
-
-    path = os.path.abspath(path)
-    with _engine_lock:
-        if _engine_path is not None and _engine_path != path:
-            raise errors.Error(
-                f"This process already runs the embedded ClickHouse on {_engine_path}; "
-                f"chdb cannot open a second data directory ({path}) in the same process."
-            )
-        os.makedirs(path, exist_ok=True)
-        try:
-            startup = "&".join(f"{k}={v}" for k, v in ENGINE_STARTUP.items())
-            conn = chdb.connect(f"file:{path}?{startup}")
-        except RuntimeError as e:
-            if "EmbeddedServer" in str(e) or "lock" in str(e).lower():
-                raise EngineLocked(path) from None
-            raise
-        _engine_path = path
-        return conn
 
 
 def server_exception(message):

@@ -1,13 +1,9 @@
 """The embedded-engine transport under clickhouse-driver: values, parameters, inserts,
-settings, errors, threads, and the one-process-per-directory lock."""
+settings, errors and threads."""
 
-import subprocess
-import sys
-import textwrap
 import threading
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from clickhouse_driver import errors
@@ -99,11 +95,6 @@ def test_a_missing_database_is_an_error_not_created(client):
     assert client.execute("SELECT count() FROM system.databases WHERE name = 'never_created'") == [(0,)]
 
 
-def test_engine_starts_with_a_capped_mark_cache(client):
-    rows = client.execute("SELECT value FROM system.server_settings WHERE name = 'mark_cache_size'")
-    assert rows == [(str(512 * 1024 * 1024),)]
-
-
 def test_threads_with_their_own_clients_run_in_parallel():
     results, failures = [], []
 
@@ -123,58 +114,3 @@ def test_threads_with_their_own_clients_run_in_parallel():
         t.join(timeout=60)
     assert not failures
     assert sorted(results) == sorted(sum(range(100000 + i)) for i in range(8))
-
-
-def test_a_second_process_on_the_directory_gets_a_clear_error(client):
-    client.execute("SELECT 1")  # this process holds the directory
-    script = textwrap.dedent(
-        f"""
-        from analytics_site.chdb_backend.transport import EmbeddedClient, EngineLocked
-        try:
-            EmbeddedClient(path={settings.CLICKHOUSE_DATA_DIR!r}).execute("SELECT 1")
-        except EngineLocked as e:
-            print("LOCKED:", e)
-        """
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert "LOCKED:" in out.stdout, out.stderr[-2000:]
-    assert settings.CLICKHOUSE_DATA_DIR in out.stdout
-    assert "in use by another process" in out.stdout
-
-
-def test_manage_py_on_a_locked_directory_says_so_without_a_traceback(client):
-    client.execute("SELECT 1")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DJANGO_SECRET_KEY": "x",
-        "CLICKHOUSE_DATA_DIR": settings.CLICKHOUSE_DATA_DIR,
-        "ANALYTICS_VAR_DIR": str(settings.VAR_DIR),
-    }
-    out = subprocess.run(
-        [sys.executable, "manage.py", "migrate"], capture_output=True, text=True, timeout=120,
-        env=env, cwd=settings.BASE_DIR,
-    )
-    assert out.returncode == 1
-    assert f"CommandError: The embedded ClickHouse data directory {settings.CLICKHOUSE_DATA_DIR} is in use" in out.stderr
-    assert "Traceback" not in out.stderr
-
-
-@pytest.mark.slow
-def test_the_server_stops_at_start_on_a_locked_directory(client):
-    client.execute("SELECT 1")  # this process holds the directory
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DJANGO_SECRET_KEY": "x",
-        "ENABLE_KAFKA": "false",
-        "PORT": "0",
-        "CLICKHOUSE_DATA_DIR": settings.CLICKHOUSE_DATA_DIR,
-        "ANALYTICS_VAR_DIR": str(settings.VAR_DIR),
-    }
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    out = subprocess.run(
-        [gunicorn, "-c", "python:analytics_site.gunicorn_conf", "analytics_site.wsgi"],
-        capture_output=True, text=True, timeout=120, env=env, cwd=settings.BASE_DIR,
-    )
-    assert out.returncode == 3, out.stderr[-2000:]
-    assert f"The embedded ClickHouse data directory {settings.CLICKHOUSE_DATA_DIR} is in use" in out.stderr
-    assert "Worker failed to boot" in out.stderr

@@ -5,7 +5,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from analytics_site.chdb_backend.transport import EngineLocked
+from analytics_site.chdb_backend.engine import EngineLocked
 from viewing.generator import event_batches
 from viewing.services import events_store
 
