@@ -50,7 +50,7 @@ test-tools:
 demo: migrate
 	$(PY) manage.py generate_events --events 1000000 --days 30
 
-# Benchmarks (bench/, README "Performance"): ingestion and query speed as ratios to the engine's
+# Benchmarks (bench/, docs/performance.md): ingestion and query speed as ratios to the engine's
 # floor; prints a table, writes bench/results.json. Not a test: never run by CI, never fails on
 # a missed target. BENCH_ARGS=--quick for 1M events only (~5 min); the full run takes ~15.
 bench: $(VENV)/.installed-dev

@@ -1,4 +1,4 @@
-"""Settings, all read from the environment (documented once: .env.example and README)."""
+"""Settings, all read from the environment (documented once: .env.example and docs/operations.md)."""
 
 import os
 import sys
@@ -57,7 +57,7 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-development-key-only-for-debug"
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
 
-# --- Transport security (README, Security) ---------------------------------------------------
+# --- Transport security (docs/operations.md, Security) -----------------------------------------
 # DJANGO_TLS=true when clients reach the service over HTTPS (TLS ends at a proxy in front):
 # HTTP is redirected to HTTPS (except the /health and /ready probes), HSTS is sent and the
 # session and CSRF cookies are Secure. Off by default so that plain-HTTP clients, probes and
@@ -223,7 +223,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["analytics_site.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "analytics_site.exceptions.api_exception_handler",
-    # An API key, or a staff session (the dashboard reads the API with it). README, Security.
+    # An API key, or a staff session (the dashboard reads the API with it). docs/api.md, Authentication and access.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "analytics_site.access.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",

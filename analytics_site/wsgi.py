@@ -7,7 +7,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
 application = get_wsgi_application()
 
-# CONTRACT §3: on the embedded engine the server needs the data directory to itself. Take it
+# docs/architecture.md, Two engines: on the embedded engine the server needs the data directory to itself. Take it
 # now, so a directory held by another process stops the server at start with a clear message
 # (gunicorn halts on a worker that exits with 3) instead of a 503 on every request.
 from django.conf import settings  # noqa: E402
@@ -24,12 +24,12 @@ if settings.CLICKHOUSE_EMBEDDED:
         logging.getLogger("analytics_site.wsgi").critical("%s", e)
         sys.exit(3)
 
-# CONTRACT §3: the server says at start-up whether the API is open (DEBUG on, no key yet).
+# docs/operations.md, The open mode of `make run`: the server says at start-up whether the API is open (DEBUG on, no key yet).
 from analytics_site.access.permissions import log_access_mode  # noqa: E402
 
 log_access_mode()
 
-# CONTRACT §1: with ENABLE_KAFKA the API server process also consumes the stream (on the
+# docs/kafka.md, Running the consumer: with ENABLE_KAFKA the API server process also consumes the stream (on the
 # embedded engine no other process may write). Started here so that only a server process
 # runs it, never manage.py commands or tests. gunicorn imports this module in each worker
 # after forking (do not use --preload, which would start it in the master).

@@ -5,7 +5,7 @@ records, and viewing.events.normalize_event on HTTP batch items) and storage
 engine floor (the same rows in one Native insert, no look-up).
 
 Prints µs/event (median of --rounds) and, with --json, the figures as JSON. Each run uses its
-own temporary data directory. Used to measure the speed-ups in README, "Kafka → Throughput".
+own temporary data directory. Used to measure the speed-ups in docs/kafka.md, Throughput.
 """
 
 import argparse

@@ -1,4 +1,4 @@
-"""A plain-Python reference of every analytics metric (CONTRACT §2).
+"""A plain-Python reference of every analytics metric (docs/api.md, Analytics).
 
 Computed from the true events of tests/generator.py, in the exact shape the API answers.
 """

@@ -1,7 +1,7 @@
 """The rules every way in shares (HTTP single, HTTP batch, Kafka): a raw event mapping in, a
 storable row out, or every field error at once. Pure: no I/O, no Django database.
 
-Decisions where CONTRACT.md is silent (also in README, "Event rules"):
+The finer points of the rules (docs/api.md, Events → Rules):
 - UUIDs: 8-4-4-4-12 hex digits, any case, optionally in braces, or the 32 digits without
   dashes; stored and returned in canonical lower-case form. Anything else is rejected.
 - event_time / timestamp: an ISO-8601 string with `Z` or an offset (a naive time is rejected:

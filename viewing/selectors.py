@@ -1,4 +1,4 @@
-"""Reads: the four analytics metrics (CONTRACT §2) and the health probe."""
+"""Reads: the four analytics metrics (docs/api.md, Analytics) and the health probe."""
 
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal

@@ -13,7 +13,7 @@ from . import queries
 
 # A batch is checked against the stored ids and inserted under one lock, so two threads of
 # this process cannot both decide that the same id is new. (Several processes writing to one
-# ClickHouse server are covered for retries of the same batch; see README, "Idempotency".)
+# ClickHouse server are covered for retries of the same batch; see docs/architecture.md, Idempotency.)
 _store_lock = threading.Lock()
 # Ids asked per look-up: keeps each query well under ClickHouse's max_query_size.
 LOOKUP_CHUNK = 5000

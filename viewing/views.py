@@ -79,7 +79,7 @@ class EventCreateApi(APIView):
         operation_id="event_create",
         tags=TAGS,
         summary="Record one viewing event",
-        description="Stored within about one buffer interval (see README); a 201 means the event "
+        description="Stored within about one buffer interval (docs/architecture.md, Writes); a 201 means the event "
         "is stored and visible in the analytics. An `id` already stored is not counted twice.",
         request=EventInputSerializer,
         responses={

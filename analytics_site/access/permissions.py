@@ -15,7 +15,7 @@ KEY_REQUIRED = "An API key is required: send the header 'Authorization: Api-Key 
 
 
 def access_open():
-    """True only with DEBUG on and no API key created yet (CONTRACT §3)."""
+    """True only with DEBUG on and no API key created yet (docs/operations.md, The open mode of `make run`)."""
     return settings.DEBUG and not ApiKey.objects.exists()
 
 

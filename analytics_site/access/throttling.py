@@ -4,7 +4,7 @@ A fixed window counter (one cache entry per key, scope and window, `incr`ed): ch
 thousands of requests a minute, where DRF's sliding log would rewrite a list of as many
 timestamps on every request. Counters live in Django's cache; the default local-memory cache
 counts per process, so with N gunicorn workers a key gets up to N times the rate. A proxy in
-front should rate-limit too (README, Security).
+front should rate-limit too (docs/api.md, Limits and throttling).
 """
 
 import time

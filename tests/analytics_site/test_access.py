@@ -1,4 +1,4 @@
-"""API keys and scopes, staff sessions, the DEBUG-on open mode, throttling (README, Security)."""
+"""API keys and scopes, staff sessions, the DEBUG-on open mode, throttling (docs/api.md, Authentication and access)."""
 
 import io
 import logging

@@ -1,4 +1,4 @@
-"""Every input rule of CONTRACT §1 over HTTP: 400 naming the field, JSON errors, nothing stored."""
+"""Every input rule of docs/api.md, Events, over HTTP: 400 naming the field, JSON errors, nothing stored."""
 
 import json
 import uuid

@@ -17,7 +17,7 @@ def show_create(name):
     return query(f"SHOW CREATE TABLE {name}")[0][0]
 
 
-def test_raw_table_matches_the_contract(ch):
+def test_raw_table_matches_the_documented_columns(ch):
     columns = query(
         "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
         "AND table = 'viewing_events' ORDER BY position"

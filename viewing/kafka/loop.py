@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # Loops alive in this process, for stats_snapshot() (health and metrics read it).
 _loops = weakref.WeakSet()
 # Bytes a fetch may bring per partition (kafka-python's default: 1 MiB, ~3,000 messages of a
-# few hundred bytes, less than a batch). Measured end to end (README, "Throughput"): 4 MiB
+# few hundred bytes, less than a batch). Measured end to end (docs/kafka.md, Throughput): 4 MiB
 # ~15 % faster than 1 or 2 MiB, and no better at 16 MiB. Buffered data stays bounded: at most
 # this per assigned partition, and kafka-python's fetch_max_bytes (50 MiB) per broker.
 FETCH_PARTITION_BYTES = 4 * 1024 * 1024
