@@ -12,7 +12,7 @@ DOCS = ("api.md", "architecture.md", "kafka.md", "operations.md", "performance.m
 
 # Spelled in pieces so that this file does not match itself.
 OUTSIDE = re.compile("|".join([r"\.\./" + "shared", "con" + "tract"]), re.IGNORECASE)
-# Third-party text kept verbatim (the MIT licence of the vendored Chart.js says "contract").
+# Third-party text kept verbatim (the MIT licence of the vendored Chart.js uses the word).
 VERBATIM = {"viewing/static/viewing/chart-LICENSE.md"}
 
 
