@@ -19,6 +19,7 @@ import math
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypedDict
 
 EVENT_TYPES = {
     "start": "start",
@@ -49,15 +50,28 @@ _DIGITS_RE = re.compile(r"^\d{1,20}$")
 _METADATA_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+class EventRow(TypedDict):
+    """One event as stored: the columns of `viewing_events` but `created_at`."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    movie_id: uuid.UUID
+    session_id: uuid.UUID | None
+    event_type: str
+    position_seconds: int
+    event_time: datetime  # naive UTC, second precision
+    metadata: str  # compact JSON text of an object
+
+
 class EventInvalid(ValueError):
     """An event broke one or more rules; `errors` maps each field to its messages."""
 
-    def __init__(self, errors):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
 
 
-def parse_uuid(value):
+def parse_uuid(value: object) -> uuid.UUID:
     """A UUID from its text form (see the module docstring), or ValueError."""
     if isinstance(value, uuid.UUID):
         return value
@@ -72,7 +86,7 @@ def parse_uuid(value):
     return uuid.UUID("".join(m.groups()))
 
 
-def parse_event_time(value, *, now, retention_days):
+def parse_event_time(value: object, *, now: datetime, retention_days: int) -> datetime:
     """A naive UTC datetime (second precision) from ISO-8601 or epoch seconds/milliseconds,
     inside [now - retention_days, now + 5 minutes]; ValueError otherwise."""
     if isinstance(value, bool) or value is None:
@@ -111,7 +125,8 @@ def parse_event_time(value, *, now, retention_days):
     return moment
 
 
-def parse_position(value):
+def parse_position(value: object) -> int:
+    """A playback position 0 … MAX_POSITION from an integer or a string of digits; ValueError otherwise."""
     if isinstance(value, str) and _DIGITS_RE.match(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -121,7 +136,7 @@ def parse_position(value):
     return value
 
 
-def serialize_metadata(value):
+def serialize_metadata(value: object) -> str:
     """The metadata object as compact JSON text, at most 8 KiB; ValueError otherwise."""
     if value is None:
         return "{}"
@@ -144,7 +159,7 @@ def serialize_metadata(value):
     return text
 
 
-def _nesting_exceeds(value, limit):
+def _nesting_exceeds(value: object, limit: int) -> bool:
     """Whether objects/arrays inside `value` go deeper than `limit` levels (no recursion)."""
     stack = [(value, 1)]
     while stack:
@@ -159,17 +174,17 @@ def _nesting_exceeds(value, limit):
 
 
 def normalize_event(
-    data,
+    data: Any,
     *,
-    now,
-    retention_days=365,
-    id_field="id",
-    type_field="event_type",
-    default_type=None,
-    default_time=None,
-    default_id=None,
-):
-    """Check one raw event and return the row to store (EVENT_COLUMNS but created_at).
+    now: datetime,
+    retention_days: int = 365,
+    id_field: str = "id",
+    type_field: str = "event_type",
+    default_type: str | None = None,
+    default_time: datetime | None = None,
+    default_id: uuid.UUID | None = None,
+) -> EventRow:
+    """Check one raw event and return the row to store (an EventRow).
 
     `id_field`/`type_field` name the fields of this way in (HTTP: id, event_type; Kafka:
     event_id, action). `default_type` is used when the type field is absent (Kafka: the
@@ -259,14 +274,14 @@ _COMMON_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|
 
 
 @functools.lru_cache(maxsize=16)
-def _time_bounds(now, retention_days):
+def _time_bounds(now: datetime, retention_days: int) -> tuple[datetime, datetime]:
     """The accepted event times [oldest, latest] as naive UTC, for a given `now` (a Kafka poll
     or an HTTP batch shares one)."""
     now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
     return now - timedelta(days=retention_days), now + FUTURE_TOLERANCE
 
 
-def _common_uuid(value):
+def _common_uuid(value: object) -> uuid.UUID | None:
     """A UUID from its canonical text, or None for any other value."""
     if isinstance(value, str) and _CANONICAL_UUID_RE.fullmatch(value):
         return uuid.UUID(value)
