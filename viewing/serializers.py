@@ -1,4 +1,4 @@
-"""Request and response serializers of the HTTP API, and the documented error bodies.
+"""Request and response serializers of the HTTP API.
 
 Event input is checked by viewing.events.normalize_event, the rules every way in shares; the
 input serializers only wrap it (and describe the fields for OpenAPI), so the rules live in
@@ -59,25 +59,43 @@ class EventInputSerializer(serializers.Serializer):
             raise serializers.ValidationError(e.errors) from None
 
 
-def events_validate_batch(items, *, now):
-    """The stored rows of a batch, or ValidationError({"errors": [...]}) with one entry per
-    item ({} for the valid ones) when any item is invalid."""
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
-        raise serializers.ValidationError(
-            {"non_field_errors": [f"Expected a JSON array of 1 to {MAX_BATCH} events."]}
-        )
-    rows, errors = [], []
-    for item in items:
-        try:
-            rows.append(
-                normalize_event(item, now=now, retention_days=settings.RETENTION_DAYS, default_time=now)
+class EventBatchSerializer(serializers.ListSerializer):
+    """A batch: a JSON array of 1 … 10,000 events (EventInputSerializer), all or nothing.
+
+    What validates the batch endpoint and what /docs shows. Valid: the stored rows. Invalid:
+    `{"errors": [...]}` with one entry per item ({} for the valid ones), or `non_field_errors`
+    when the body is not such an array. Every item goes straight through normalize_event (its
+    fast path for well-formed events) with one `now` for the whole batch, instead of DRF's
+    per-item run_validation, which costs more than the check itself at 10,000 items.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("child", EventInputSerializer())
+        kwargs.setdefault("min_length", 1)
+        kwargs.setdefault("max_length", MAX_BATCH)
+        kwargs.setdefault("allow_empty", False)
+        super().__init__(*args, **kwargs)
+
+    def run_validation(self, data=serializers.empty):
+        if not isinstance(data, list) or not self.min_length <= len(data) <= self.max_length:
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"Expected a JSON array of {self.min_length} to {self.max_length} events."]}
             )
-            errors.append({})
-        except EventInvalid as e:
-            errors.append(e.errors)
-    if any(errors):
-        raise serializers.ValidationError({"errors": errors})
-    return rows
+        return self.to_internal_value(data)
+
+    def to_internal_value(self, data):
+        now = self.context.get("now") or clock.now()
+        retention_days = settings.RETENTION_DAYS
+        rows, errors = [], []
+        for item in data:
+            try:
+                rows.append(normalize_event(item, now=now, retention_days=retention_days, default_time=now))
+                errors.append({})
+            except EventInvalid as e:
+                errors.append(e.errors)
+        if len(rows) < len(data):
+            raise serializers.ValidationError({"errors": errors})
+        return rows
 
 
 class StoredEventSerializer(serializers.Serializer):
@@ -107,33 +125,9 @@ class BatchAcceptedSerializer(serializers.Serializer):
     )
 
 
-# --- Error bodies (documentation) ---------------------------------------------------------
-FIELD_ERRORS_SCHEMA = {
-    "type": "object",
-    "description": "DRF-style errors: each offending field (or parameter) with its messages.",
-    "additionalProperties": {"type": "array", "items": {"type": "string"}},
-}
-DETAIL_SCHEMA = {
-    "type": "object",
-    "description": "One message for the whole request (malformed JSON, too large, ...).",
-    "properties": {"detail": {"type": "string"}},
-    "required": ["detail"],
-}
-EVENT_ERRORS_SCHEMA = {"anyOf": [FIELD_ERRORS_SCHEMA, DETAIL_SCHEMA]}
-BATCH_ERRORS_SCHEMA = {
-    "type": "object",
-    "description": "`errors`: one entry per item, {} for valid items (invalid batches); or "
-    "`non_field_errors` when the body is not an array of 1 to 10,000 events; or `detail` "
-    "for malformed JSON.",
-    "properties": {
-        "errors": {"type": "array", "items": FIELD_ERRORS_SCHEMA},
-        "non_field_errors": {"type": "array", "items": {"type": "string"}},
-        "detail": {"type": "string"},
-    },
-}
-
-
 class ErrorSerializer(serializers.Serializer):
+    """A whole-request error (documentation of 401/403/404/413/415/429/503 bodies)."""
+
     detail = serializers.CharField()
 
 
@@ -201,6 +195,7 @@ class HealthSerializer(serializers.Serializer):
     clickhouse = serializers.CharField(help_text='"ok", or the first line of the error')
 
 
+@extend_schema_field({"type": "string", "format": "uuid"})
 class UserIdField(serializers.Field):
     """A user id in any form normalize_event accepts (see viewing.events.parse_uuid)."""
 

@@ -94,6 +94,21 @@ def test_the_schema_documents_every_endpoint_with_examples(ch, client):
             "StoredEvent", "EventInputRequest", "BatchAccepted", "Error"} <= set(components)
 
 
+def test_the_batch_body_in_the_schema_is_the_validating_serializer(ch, client):
+    from viewing.serializers import EventBatchSerializer
+
+    doc = client.get("/api/schema/?format=json").json()
+    body = doc["paths"]["/api/v1/analytics/events/batch"]["post"]["requestBody"]["content"]["application/json"]
+    batch = EventBatchSerializer()
+    assert body["schema"] == {
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/EventInputRequest"},
+        "minItems": batch.min_length,
+        "maxItems": batch.max_length,
+    }
+    assert (batch.min_length, batch.max_length) == (1, 10_000)
+
+
 @pytest.mark.parametrize("path, script", [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")])
 def test_the_docs_render_without_a_cdn(client, path, script):
     page = client.get(path)

@@ -193,6 +193,7 @@ def test_a_body_that_is_not_json_is_a_json_415(ch, client):
         ("user/not-a-uuid/stats", "user_id"),
         (f"user/{uuid.uuid4()}/stats?days=0", "days"),
         (f"user/{uuid.uuid4()}/stats?days=x", "days"),
+        ("trends?format=xml", "format"),
     ],
 )
 def test_bad_query_parameters_are_400_naming_them(ch, client, path, parameter):
