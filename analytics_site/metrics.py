@@ -28,6 +28,11 @@ EVENTS_INGESTED = Counter(
 EVENTS_DUPLICATE = Counter(
     "analytics_events_duplicate_total", "Events skipped because their id was already stored.", ["path"]
 )
+EVENTS_SUPPRESSED = Counter(
+    "analytics_events_suppressed_total",
+    "Events acknowledged but not stored because their user was erased (suppression list).",
+    ["path"],
+)
 INSERT_SECONDS = Histogram(
     "analytics_insert_duration_seconds",
     "Time of one de-duplicating insert into ClickHouse (look-up and INSERT).",

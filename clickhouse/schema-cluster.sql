@@ -146,3 +146,14 @@ SELECT
     uniqState(user_id) AS users
 FROM viewing_events_local
 GROUP BY hour;
+
+CREATE TABLE suppressed_users_local ON CLUSTER analytics_cluster
+(
+    user_id UUID,
+    suppressed_at DateTime('UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/suppressed_users_local', '{replica}')
+ORDER BY user_id;
+
+CREATE TABLE suppressed_users ON CLUSTER analytics_cluster AS suppressed_users_local
+ENGINE = Distributed(analytics_cluster, currentDatabase(), suppressed_users_local, cityHash64(user_id));

@@ -128,3 +128,11 @@ SELECT
     uniqState(user_id) AS users
 FROM viewing_events
 GROUP BY hour;
+
+CREATE TABLE suppressed_users
+(
+    user_id UUID,
+    suppressed_at DateTime('UTC')
+)
+ENGINE = ReplacingMergeTree
+ORDER BY user_id;

@@ -175,8 +175,24 @@ FROM viewing_events
 GROUP BY hour
 """
 
-# (statement, reverse) in creation order: each target table before the view that feeds it.
-STATEMENTS = [
+# Viewers erased on request (viewing/erasure.py): the write path drops their later events
+# (viewing/suppression.py). Sorted by user, so the look-up of a batch's users reads a granule
+# or two per user; never expires (no TTL): an erased viewer stays erased. Replacing: erasing
+# a viewer twice leaves one row once merged (the look-up reads DISTINCT meanwhile).
+SUPPRESSED_USERS = """
+CREATE TABLE suppressed_users
+(
+    user_id UUID,
+    suppressed_at DateTime('UTC')
+)
+ENGINE = ReplacingMergeTree
+ORDER BY user_id
+"""
+
+# (statement, reverse) per ClickHouse migration of the viewing app, each in creation order
+# (a target table before the view that feeds it). A migration runs its own list; a fresh
+# schema (schema.sql) is all of them in order.
+INITIAL = [
     (VIEWING_EVENTS, "DROP TABLE viewing_events"),
     (EVENT_IDS, "DROP TABLE event_ids"),
     (EVENT_IDS_MV, "DROP VIEW event_ids_mv"),
@@ -189,6 +205,8 @@ STATEMENTS = [
     (EVENTS_HOURLY, "DROP TABLE events_hourly"),
     (EVENTS_HOURLY_MV, "DROP VIEW events_hourly_mv"),
 ]
+SUPPRESSION = [(SUPPRESSED_USERS, "DROP TABLE suppressed_users")]
+STATEMENTS = INITIAL + SUPPRESSION
 
 # Tables holding data (what tests truncate and what a reset clears), views excluded.
 DATA_TABLES = [
@@ -198,6 +216,7 @@ DATA_TABLES = [
     "user_stats_daily",
     "events_daily",
     "events_hourly",
+    "suppressed_users",
 ]
 
 
@@ -206,11 +225,13 @@ def render(statement, retention_days):
     return statement.strip().format(days=int(retention_days))
 
 
-def statements(retention_days, cluster=None):
-    """(statement, reverse) pairs `migrate` runs: single-node, or for CLICKHOUSE_CLUSTER."""
+def statements(retention_days, cluster=None, group=None):
+    """(statement, reverse) pairs `migrate` runs: single-node, or for CLICKHOUSE_CLUSTER.
+    `group`: one migration's list (INITIAL, SUPPRESSION); default, the whole schema."""
+    group = STATEMENTS if group is None else group
     if not cluster:
-        return [(render(sql, retention_days), reverse) for sql, reverse in STATEMENTS]
-    return cluster_statements(retention_days, cluster)
+        return [(render(sql, retention_days), reverse) for sql, reverse in group]
+    return cluster_statements(retention_days, cluster, group)
 
 
 # --- Cluster mode -----------------------------------------------------------------------------
@@ -221,7 +242,7 @@ def statements(retention_days, cluster=None):
 # node's local tables; the aggregates are written only by them, so their Distributed tables
 # need no sharding key. The single-node statements are transformed, not restated, so the two
 # modes cannot drift apart.
-SHARDING_KEYS = {"viewing_events": "cityHash64(user_id)"}
+SHARDING_KEYS = {"viewing_events": "cityHash64(user_id)", "suppressed_users": "cityHash64(user_id)"}
 _CREATE_TABLE = re.compile(r"^CREATE TABLE (\w+)\n")
 _ENGINE = re.compile(r"^ENGINE = (\w*MergeTree)$", re.MULTILINE)
 _VIEW = re.compile(r"^CREATE MATERIALIZED VIEW (\w+) TO (\w+) AS")
@@ -234,10 +255,10 @@ def _ident(name):
     return name
 
 
-def cluster_statements(retention_days, cluster):
+def cluster_statements(retention_days, cluster, group=None):
     cluster = _ident(cluster)
     out = []
-    for sql, _reverse in STATEMENTS:
+    for sql, _reverse in STATEMENTS if group is None else group:
         sql = render(sql, retention_days)
         table = _CREATE_TABLE.match(sql)
         if table:

@@ -10,6 +10,7 @@ from django.db import connections
 from analytics_site import metrics
 
 from . import queries
+from .suppression import events_unsuppressed
 
 # A batch is checked against the stored ids and inserted under one lock, so two threads of
 # this process cannot both decide that the same id is new. (Several processes writing to one
@@ -78,8 +79,12 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
         unique.setdefault(event["id"], event)
     if not unique:
         return 0
+    batch_unique = len(unique)
     started = time.perf_counter()
     with _store_lock, connections[using].cursor() as cursor:
+        # Erased viewers' events are dropped here, under the lock (viewing/suppression.py).
+        unique = events_unsuppressed(cursor, unique, path=path)
+        suppressed = batch_unique - len(unique)
         stored = _stored_ids(cursor, list(unique))
         rows = [_insert_values(event, created_at) for event_id, event in unique.items() if event_id not in stored]
         if rows:
@@ -89,5 +94,5 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
     metrics.INSERT_SECONDS.labels(path).observe(time.perf_counter() - started)
     metrics.INSERT_ROWS.labels(path).observe(len(events))
     metrics.EVENTS_INGESTED.labels(path).inc(len(rows))
-    metrics.EVENTS_DUPLICATE.labels(path).inc(len(events) - len(rows))
+    metrics.EVENTS_DUPLICATE.labels(path).inc(len(events) - len(rows) - suppressed)
     return len(rows)

@@ -112,23 +112,39 @@ def test_schema_sql_creates_what_the_migrations_create(ch, schema_sql_database):
     assert from_file == migrated
 
 
+CLICKHOUSE_MIGRATIONS = ["0001_initial", "0002_suppressed_users"]
+
+
 def migration_sql(**overrides):
-    """The SQL the ClickHouse migration runs, with settings overridden (no database needed)."""
+    """The SQL the ClickHouse migrations run in order, with settings overridden (no database
+    needed)."""
     import importlib
 
+    from django.db import migrations
     from django.test import override_settings
 
-    with override_settings(**overrides):
-        module = importlib.reload(importlib.import_module("viewing.migrations.0001_initial"))
-        (operation,) = module.Migration.operations
-    importlib.reload(module)  # back to the real settings for the rest of the session
-    return [op.sql for op in operation.database_operations]
+    sql = []
+    for name in CLICKHOUSE_MIGRATIONS:
+        with override_settings(**overrides):
+            module = importlib.reload(importlib.import_module(f"viewing.migrations.{name}"))
+            for operation in module.Migration.operations:
+                if isinstance(operation, migrations.SeparateDatabaseAndState):
+                    sql += [op.sql for op in operation.database_operations]
+                else:
+                    sql.append(operation.sql)
+        importlib.reload(module)  # back to the real settings for the rest of the session
+    return sql
 
 
 def sql_file_statements(name):
     text = (Path(settings.BASE_DIR) / "clickhouse" / name).read_text()
     body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
     return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def test_every_clickhouse_migration_is_checked_here():
+    folder = Path(settings.BASE_DIR) / "viewing" / "migrations"
+    assert CLICKHOUSE_MIGRATIONS == sorted(p.stem for p in folder.glob("0*.py"))
 
 
 def test_single_node_migration_runs_schema_sql():

@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
             ],
             database_operations=[
                 migrations.RunSQL(sql, reverse)
-                for sql, reverse in ddl.statements(settings.RETENTION_DAYS, settings.CLICKHOUSE_CLUSTER)
+                for sql, reverse in ddl.statements(settings.RETENTION_DAYS, settings.CLICKHOUSE_CLUSTER, ddl.INITIAL)
             ],
         ),
     ]
