@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 
 from analytics_site.chdb_backend.transport import EmbeddedClient
-from viewing import queries
+from viewing import ddl, queries
 
 from . import sql as bench_sql
 from .load import event_json, generated
@@ -20,7 +20,7 @@ from .stats import summary
 
 # What the service sends with every query (analytics_site/settings.py).
 QUERY_SETTINGS = {"async_insert": 0, "max_query_size": 16 * 1024 * 1024, "max_execution_time": 60}
-TABLES = ["viewing_events", "event_ids", "popular_content_daily", "user_stats_daily", "events_daily", "events_hourly"]
+TABLES = ddl.DATA_TABLES
 
 
 def engine_client(path):

@@ -1,9 +1,26 @@
-"""ClickHouse DDL: the raw table, the de-duplication index, the aggregate tables and the
-materialized views that feed them.
+"""The ClickHouse schema registry: every table and materialized view of the service, declared
+once. Everything else derives from it: the CREATE statements (one node and cluster), the data
+tables tests empty (`DATA_TABLES`), the retention TTLs (viewing/retention.py), the benchmark's
+table list (bench/phases.py), clickhouse/schema.sql and schema-cluster.sql, and the SQL frozen
+into each migration.
 
-Each statement is a named constant; migrations are thin lists of them (with reverse SQL), and
-`python -m viewing.ddl > clickhouse/schema.sql` writes them out for clickhouse-client users
-(tests/viewing/test_schema.py checks that file against what `migrate` creates).
+Adding a table (say an aggregate fed by a view), in one step of four moves:
+1. Declare it below: a `Table` (name, kind, columns, engine, ORDER BY, PARTITION BY, TTL
+   column, settings) and its `MaterializedView` (target, source, SELECT reading
+   `FROM {source}`), with a comment on why the sort key is what the reads need; add both to
+   `OBJECTS`, the table before its view.
+2. `python -m viewing.ddl migration views_daily views_daily_mv --name views_daily` writes
+   `viewing/migrations/000N_views_daily.py`: the CREATE statements frozen as SQL text (one node
+   and cluster; `{days}` and `{cluster}` filled in when it runs), their DROPs as the reverse, and
+   for each view an INSERT ... SELECT that backfills its table from the raw events already
+   stored (see "Backfill" in the docs before running it on a live cluster).
+3. `python -m viewing.ddl > clickhouse/schema.sql` and
+   `python -m viewing.ddl --cluster analytics_cluster > clickhouse/schema-cluster.sql`.
+4. `pytest tests/viewing/test_schema.py tests/viewing/test_migrations.py`: they fail if the
+   migrations and this registry create different databases, or a file is stale.
+Changing a declared table later is the same: edit it here, and write a migration that ALTERs
+existing databases (migrations are never edited once released; the test catches a change
+that has no migration).
 
 Why the aggregates look like this:
 - Counts are SimpleAggregateFunction(sum, UInt64): merging them is an addition, and reads
@@ -15,103 +32,135 @@ Why the aggregates look like this:
 - Every table is keyed so the endpoint's WHERE is a prefix of its ORDER BY.
 """
 
-import re
+from __future__ import annotations
+
+from viewing.ddl_objects import (
+    AGGREGATING_MERGE_TREE,
+    MERGE_TREE,
+    Engine,
+    MaterializedView,
+    SchemaObject,
+    Table,
+    identifier,
+    render,
+)
+
+UUID = "UUID"
+COUNT = "SimpleAggregateFunction(sum, UInt64)"
+UNIQ = "AggregateFunction(uniq, UUID)"
 
 # Raw events (the ORM model viewing.models.ViewingEvent). Sort key: the analytics read the
 # aggregate tables below, so the raw table serves the admin, which pages and filters by date,
 # and one user's rows of a day. A day prefix prunes both to the days concerned; user_id next
 # keeps a user's events of a day in a granule or two. Bloom filters let exact UUID searches
 # (admin) skip granules outside the sort key. De-duplication reads event_ids, not this table.
-VIEWING_EVENTS = """
-CREATE TABLE viewing_events
-(
-    id UUID,
-    user_id UUID,
-    movie_id UUID,
-    event_type LowCardinality(String),
-    position_seconds UInt32,
-    event_time DateTime('UTC'),
-    session_id Nullable(UUID),
-    metadata String,
-    created_at DateTime('UTC'),
-    INDEX idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_movie_id movie_id TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_session_id session_id TYPE bloom_filter(0.01) GRANULARITY 1
+# On a cluster, sharded by user: one user's events (and so their per-user aggregates) live on
+# one shard.
+VIEWING_EVENTS = Table(
+    name="viewing_events",
+    kind="raw",
+    columns=(
+        ("id", UUID),
+        ("user_id", UUID),
+        ("movie_id", UUID),
+        ("event_type", "LowCardinality(String)"),
+        ("position_seconds", "UInt32"),
+        ("event_time", "DateTime('UTC')"),
+        ("session_id", "Nullable(UUID)"),
+        ("metadata", "String"),
+        ("created_at", "DateTime('UTC')"),
+    ),
+    indexes=(
+        "idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 1",
+        "idx_movie_id movie_id TYPE bloom_filter(0.01) GRANULARITY 1",
+        "idx_session_id session_id TYPE bloom_filter(0.01) GRANULARITY 1",
+    ),
+    engine=MERGE_TREE,
+    partition_by="toYYYYMM(event_time)",
+    order_by="(toDate(event_time), user_id, event_time)",
+    ttl_column="event_time",
+    shard_key="cityHash64(user_id)",
 )
-ENGINE = MergeTree
-PARTITION BY toYYYYMM(event_time)
-ORDER BY (toDate(event_time), user_id, event_time)
-TTL event_time + INTERVAL {days} DAY
-"""
 
 # Ids of every stored event, sorted by id in small granules: a batch of n ids reads about n
 # granules of 256 rows whatever the size of the table, so de-duplication costs the same at
 # 1M and 1B events. Not partitioned: a look-up by id alone would otherwise search every
 # partition. Fed by its own materialized view so it can never miss an insert.
-EVENT_IDS = """
-CREATE TABLE event_ids
-(
-    id UUID,
-    event_time DateTime('UTC')
+EVENT_IDS = Table(
+    name="event_ids",
+    kind="lookup",
+    columns=(("id", UUID), ("event_time", "DateTime('UTC')")),
+    engine=MERGE_TREE,
+    order_by="id",
+    ttl_column="event_time",
+    settings=(("index_granularity", 256),),
 )
-ENGINE = MergeTree
-ORDER BY id
-TTL event_time + INTERVAL {days} DAY
-SETTINGS index_granularity = 256
-"""
-EVENT_IDS_MV = """
-CREATE MATERIALIZED VIEW event_ids_mv TO event_ids AS
+EVENT_IDS_MV = MaterializedView(
+    name="event_ids_mv",
+    target=EVENT_IDS,
+    source=VIEWING_EVENTS,
+    select="""
 SELECT id, event_time
-FROM viewing_events
-"""
+FROM {source}
+""",
+)
 
 # Popular content: per movie per day. The endpoint reads a range of days and groups by movie.
-POPULAR_CONTENT_DAILY = """
-CREATE TABLE popular_content_daily
-(
-    day Date,
-    movie_id UUID,
-    starts SimpleAggregateFunction(sum, UInt64),
-    finishes SimpleAggregateFunction(sum, UInt64),
-    viewers AggregateFunction(uniq, UUID)
+POPULAR_CONTENT_DAILY = Table(
+    name="popular_content_daily",
+    kind="aggregate",
+    columns=(
+        ("day", "Date"),
+        ("movie_id", UUID),
+        ("starts", COUNT),
+        ("finishes", COUNT),
+        ("viewers", UNIQ),
+    ),
+    engine=AGGREGATING_MERGE_TREE,
+    partition_by="toYYYYMM(day)",
+    order_by="(day, movie_id)",
+    ttl_column="day",
 )
-ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(day)
-ORDER BY (day, movie_id)
-TTL day + INTERVAL {days} DAY
-"""
-POPULAR_CONTENT_MV = """
-CREATE MATERIALIZED VIEW popular_content_mv TO popular_content_daily AS
+POPULAR_CONTENT_MV = MaterializedView(
+    name="popular_content_mv",
+    target=POPULAR_CONTENT_DAILY,
+    source=VIEWING_EVENTS,
+    select="""
 SELECT
     toDate(event_time) AS day,
     movie_id,
     countIf(event_type = 'start') AS starts,
     countIf(event_type = 'finish') AS finishes,
     uniqState(user_id) AS viewers
-FROM viewing_events
+FROM {source}
 GROUP BY day, movie_id
-"""
+""",
+)
 
 # User stats: per user per day per movie, so one user's window is one contiguous key range and
 # the most-watched movie (most starts) comes from the same rows.
-USER_STATS_DAILY = """
-CREATE TABLE user_stats_daily
-(
-    user_id UUID,
-    day Date,
-    movie_id UUID,
-    events SimpleAggregateFunction(sum, UInt64),
-    starts SimpleAggregateFunction(sum, UInt64),
-    finishes SimpleAggregateFunction(sum, UInt64),
-    watch_seconds SimpleAggregateFunction(sum, UInt64)
+USER_STATS_DAILY = Table(
+    name="user_stats_daily",
+    kind="aggregate",
+    columns=(
+        ("user_id", UUID),
+        ("day", "Date"),
+        ("movie_id", UUID),
+        ("events", COUNT),
+        ("starts", COUNT),
+        ("finishes", COUNT),
+        ("watch_seconds", COUNT),
+    ),
+    engine=AGGREGATING_MERGE_TREE,
+    partition_by="toYYYYMM(day)",
+    order_by="(user_id, day, movie_id)",
+    ttl_column="day",
 )
-ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(day)
-ORDER BY (user_id, day, movie_id)
-TTL day + INTERVAL {days} DAY
-"""
-USER_STATS_MV = """
-CREATE MATERIALIZED VIEW user_stats_mv TO user_stats_daily AS
+USER_STATS_MV = MaterializedView(
+    name="user_stats_mv",
+    target=USER_STATS_DAILY,
+    source=VIEWING_EVENTS,
+    select="""
 SELECT
     user_id,
     toDate(event_time) AS day,
@@ -120,27 +169,32 @@ SELECT
     countIf(event_type = 'start') AS starts,
     countIf(event_type = 'finish') AS finishes,
     sumIf(toUInt64(position_seconds), event_type = 'finish') AS watch_seconds
-FROM viewing_events
+FROM {source}
 GROUP BY user_id, day, movie_id
-"""
+""",
+)
 
 # Trends: one row per day; distinct users and movies of a day come from one merged state.
-EVENTS_DAILY = """
-CREATE TABLE events_daily
-(
-    day Date,
-    events SimpleAggregateFunction(sum, UInt64),
-    starts SimpleAggregateFunction(sum, UInt64),
-    finishes SimpleAggregateFunction(sum, UInt64),
-    users AggregateFunction(uniq, UUID),
-    movies AggregateFunction(uniq, UUID)
+EVENTS_DAILY = Table(
+    name="events_daily",
+    kind="aggregate",
+    columns=(
+        ("day", "Date"),
+        ("events", COUNT),
+        ("starts", COUNT),
+        ("finishes", COUNT),
+        ("users", UNIQ),
+        ("movies", UNIQ),
+    ),
+    engine=AGGREGATING_MERGE_TREE,
+    order_by="day",
+    ttl_column="day",
 )
-ENGINE = AggregatingMergeTree
-ORDER BY day
-TTL day + INTERVAL {days} DAY
-"""
-EVENTS_DAILY_MV = """
-CREATE MATERIALIZED VIEW events_daily_mv TO events_daily AS
+EVENTS_DAILY_MV = MaterializedView(
+    name="events_daily_mv",
+    target=EVENTS_DAILY,
+    source=VIEWING_EVENTS,
+    select="""
 SELECT
     toDate(event_time) AS day,
     count() AS events,
@@ -148,143 +202,108 @@ SELECT
     countIf(event_type = 'finish') AS finishes,
     uniqState(user_id) AS users,
     uniqState(movie_id) AS movies
-FROM viewing_events
+FROM {source}
 GROUP BY day
-"""
+""",
+)
 
 # Peak hours: one row per UTC hour; the endpoint folds the window's hours onto 0..23, merging
 # the user states of the same hour of day across days.
-EVENTS_HOURLY = """
-CREATE TABLE events_hourly
-(
-    hour DateTime('UTC'),
-    events SimpleAggregateFunction(sum, UInt64),
-    users AggregateFunction(uniq, UUID)
+EVENTS_HOURLY = Table(
+    name="events_hourly",
+    kind="aggregate",
+    columns=(("hour", "DateTime('UTC')"), ("events", COUNT), ("users", UNIQ)),
+    engine=AGGREGATING_MERGE_TREE,
+    order_by="hour",
+    ttl_column="hour",
 )
-ENGINE = AggregatingMergeTree
-ORDER BY hour
-TTL hour + INTERVAL {days} DAY
-"""
-EVENTS_HOURLY_MV = """
-CREATE MATERIALIZED VIEW events_hourly_mv TO events_hourly AS
+EVENTS_HOURLY_MV = MaterializedView(
+    name="events_hourly_mv",
+    target=EVENTS_HOURLY,
+    source=VIEWING_EVENTS,
+    select="""
 SELECT
     toStartOfHour(event_time) AS hour,
     count() AS events,
     uniqState(user_id) AS users
-FROM viewing_events
+FROM {source}
 GROUP BY hour
-"""
+""",
+)
 
 # Viewers erased on request (viewing/erasure.py): the write path drops their later events
 # (viewing/suppression.py). Sorted by user, so the look-up of a batch's users reads a granule
 # or two per user; never expires (no TTL): an erased viewer stays erased. Replacing: erasing
 # a viewer twice leaves one row once merged (the look-up reads DISTINCT meanwhile).
-SUPPRESSED_USERS = """
-CREATE TABLE suppressed_users
-(
-    user_id UUID,
-    suppressed_at DateTime('UTC')
+SUPPRESSED_USERS = Table(
+    name="suppressed_users",
+    kind="lookup",
+    columns=(("user_id", UUID), ("suppressed_at", "DateTime('UTC')")),
+    engine=Engine("ReplacingMergeTree"),
+    order_by="user_id",
+    shard_key="cityHash64(user_id)",
 )
-ENGINE = ReplacingMergeTree
-ORDER BY user_id
-"""
 
-# (statement, reverse) per ClickHouse migration of the viewing app, each in creation order
-# (a target table before the view that feeds it). A migration runs its own list; a fresh
-# schema (schema.sql) is all of them in order.
-INITIAL = [
-    (VIEWING_EVENTS, "DROP TABLE viewing_events"),
-    (EVENT_IDS, "DROP TABLE event_ids"),
-    (EVENT_IDS_MV, "DROP VIEW event_ids_mv"),
-    (POPULAR_CONTENT_DAILY, "DROP TABLE popular_content_daily"),
-    (POPULAR_CONTENT_MV, "DROP VIEW popular_content_mv"),
-    (USER_STATS_DAILY, "DROP TABLE user_stats_daily"),
-    (USER_STATS_MV, "DROP VIEW user_stats_mv"),
-    (EVENTS_DAILY, "DROP TABLE events_daily"),
-    (EVENTS_DAILY_MV, "DROP VIEW events_daily_mv"),
-    (EVENTS_HOURLY, "DROP TABLE events_hourly"),
-    (EVENTS_HOURLY_MV, "DROP VIEW events_hourly_mv"),
-]
-SUPPRESSION = [(SUPPRESSED_USERS, "DROP TABLE suppressed_users")]
-STATEMENTS = INITIAL + SUPPRESSION
-
-# Tables holding data (what tests truncate and what a reset clears), views excluded.
-DATA_TABLES = [
-    "viewing_events",
-    "event_ids",
-    "popular_content_daily",
-    "user_stats_daily",
-    "events_daily",
-    "events_hourly",
-    "suppressed_users",
+# Every object in creation order: each table before the views that read or feed it.
+OBJECTS: list[SchemaObject] = [
+    VIEWING_EVENTS,
+    EVENT_IDS,
+    EVENT_IDS_MV,
+    POPULAR_CONTENT_DAILY,
+    POPULAR_CONTENT_MV,
+    USER_STATS_DAILY,
+    USER_STATS_MV,
+    EVENTS_DAILY,
+    EVENTS_DAILY_MV,
+    EVENTS_HOURLY,
+    EVENTS_HOURLY_MV,
+    SUPPRESSED_USERS,
 ]
 
+TABLES: list[Table] = [o for o in OBJECTS if isinstance(o, Table)]
+VIEWS: list[MaterializedView] = [o for o in OBJECTS if isinstance(o, MaterializedView)]
+BY_NAME: dict[str, SchemaObject] = {o.name: o for o in OBJECTS}
 
-def render(statement, retention_days):
-    """A statement with the retention period (settings.RETENTION_DAYS) filled in."""
-    return statement.strip().format(days=int(retention_days))
-
-
-def statements(retention_days, cluster=None, group=None):
-    """(statement, reverse) pairs `migrate` runs: single-node, or for CLICKHOUSE_CLUSTER.
-    `group`: one migration's list (INITIAL, SUPPRESSION); default, the whole schema."""
-    group = STATEMENTS if group is None else group
-    if not cluster:
-        return [(render(sql, retention_days), reverse) for sql, reverse in group]
-    return cluster_statements(retention_days, cluster, group)
+# Tables holding data (what tests truncate, what a reset clears, what the benchmark counts).
+DATA_TABLES: list[str] = [t.name for t in TABLES]
+# The time column each table expires by (RETENTION_DAYS).
+TTL_COLUMNS: dict[str, str] = {t.name: t.ttl_column for t in TABLES if t.ttl_column}
 
 
-# --- Cluster mode -----------------------------------------------------------------------------
-# With CLICKHOUSE_CLUSTER set, every table above becomes a Replicated*MergeTree `<name>_local`
-# on each node and a Distributed `<name>` over them with the original name, so the application
-# reads and writes the same names on one node or many. Raw events are sharded by user: one
-# user's events (and so their per-user aggregates) live on one shard. The views run on each
-# node's local tables; the aggregates are written only by them, so their Distributed tables
-# need no sharding key. The single-node statements are transformed, not restated, so the two
-# modes cannot drift apart.
-SHARDING_KEYS = {"viewing_events": "cityHash64(user_id)", "suppressed_users": "cityHash64(user_id)"}
-_CREATE_TABLE = re.compile(r"^CREATE TABLE (\w+)\n")
-_ENGINE = re.compile(r"^ENGINE = (\w*MergeTree)$", re.MULTILINE)
-_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW (\w+) TO (\w+) AS")
-_FROM_RAW = re.compile(r"^FROM viewing_events$", re.MULTILINE)
+def _check_registry() -> None:
+    if len(BY_NAME) != len(OBJECTS):
+        raise ValueError("viewing/ddl.py: two objects share a name")
+    seen: set[str] = set()
+    for obj in OBJECTS:
+        if isinstance(obj, MaterializedView):
+            for table in (obj.source, obj.target):
+                if BY_NAME.get(table.name) is not table or table.name not in seen:
+                    raise ValueError(f"{obj.name}: {table.name} must be in OBJECTS before it")
+        seen.add(obj.name)
 
 
-def _ident(name):
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or ""):
-        raise ValueError(f"CLICKHOUSE_CLUSTER must be a plain identifier, got {name!r}")
-    return name
+_check_registry()
 
 
-def cluster_statements(retention_days, cluster, group=None):
-    cluster = _ident(cluster)
-    out = []
-    for sql, _reverse in STATEMENTS if group is None else group:
-        sql = render(sql, retention_days)
-        table = _CREATE_TABLE.match(sql)
-        if table:
-            name = table.group(1)
-            local = f"{name}_local"
-            replicated = _ENGINE.sub(
-                lambda m: f"ENGINE = Replicated{m.group(1)}("
-                f"'/clickhouse/tables/{{shard}}/{{database}}/{local}', '{{replica}}')",  # noqa: B023 (called at once, inside the loop)
-                _CREATE_TABLE.sub(f"CREATE TABLE {local} ON CLUSTER {cluster}\n", sql),
-            )
-            key = f", {SHARDING_KEYS[name]}" if name in SHARDING_KEYS else ""
-            out.append((replicated, f"DROP TABLE {local} ON CLUSTER {cluster} SYNC"))
-            out.append((
-                f"CREATE TABLE {name} ON CLUSTER {cluster} AS {local}\n"
-                f"ENGINE = Distributed({cluster}, currentDatabase(), {local}{key})",
-                f"DROP TABLE {name} ON CLUSTER {cluster} SYNC",
-            ))
-            continue
-        view = _VIEW.match(sql)
-        name, target = view.group(1), view.group(2)
-        sql = _VIEW.sub(f"CREATE MATERIALIZED VIEW {name} ON CLUSTER {cluster} TO {target}_local AS", sql)
-        out.append((_FROM_RAW.sub("FROM viewing_events_local", sql), f"DROP VIEW {name} ON CLUSTER {cluster} SYNC"))
-    return out
+def objects(names: list[str] | None = None) -> list[SchemaObject]:
+    """The named objects (all when None), in creation order."""
+    if names is None:
+        return list(OBJECTS)
+    unknown = sorted(set(names) - set(BY_NAME))
+    if unknown:
+        raise KeyError(f"not declared in viewing/ddl.py: {', '.join(unknown)}")
+    return [o for o in OBJECTS if o.name in names]
 
 
-def schema_sql(retention_days=365, cluster=None):
+def statements(retention_days: int, cluster: str | None = None) -> list[tuple[str, str]]:
+    """(statement, reverse) pairs creating the whole schema: single-node, or for
+    CLICKHOUSE_CLUSTER (every table Replicated `<name>_local` + Distributed `<name>`)."""
+    if cluster:
+        identifier(cluster, "CLICKHOUSE_CLUSTER")
+    return render(OBJECTS, retention_days, cluster)
+
+
+def schema_sql(retention_days: int = 365, cluster: str | None = None) -> str:
     """The whole schema as one clickhouse-client script."""
     header = (
         "-- The ClickHouse schema of the viewing analytics service, for clickhouse-client.\n"
@@ -298,8 +317,6 @@ def schema_sql(retention_days=365, cluster=None):
 
 
 if __name__ == "__main__":
-    import argparse
+    from viewing.ddl_migrations import main
 
-    parser = argparse.ArgumentParser(description="Print the ClickHouse schema as SQL.")
-    parser.add_argument("--cluster", help="the DDL of cluster mode for this cluster name")
-    print(schema_sql(cluster=parser.parse_args().cluster), end="")
+    main()

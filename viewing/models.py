@@ -1,7 +1,11 @@
 """The raw viewing-event table, as a django-clickhouse-backend model.
 
-The aggregate tables and materialized views behind the analytics are plain SQL
-(viewing/sql/schema.py): their AggregateFunction columns have no ORM field.
+The DDL is the truth: the table is declared in viewing/ddl.py (`VIEWING_EVENTS`) and created
+from there by the migrations. This model serves the ORM (admin, look-ups) and the migration
+state; its Meta repeats the declared engine, keys and indexes, and
+tests/viewing/test_migrations.py checks that the ORM's DDL for it creates the same table. The
+retention TTL lives only in the declaration (a model cannot say it). The aggregate tables and
+views have no model: their AggregateFunction columns have no ORM field.
 """
 
 from clickhouse_backend import models
@@ -22,15 +26,11 @@ class ViewingEvent(models.ClickhouseModel):
     class Meta:
         db_table = "viewing_events"
         ordering = ["-event_time"]
-        # Sort key: the analytics read the materialized views, so the raw table serves
-        # the admin, which pages by date and filters by day, and one user's rows of a day.
-        # A day prefix prunes both to the days concerned; user_id next keeps a user's
-        # events of a day in one or two granules. (De-duplication reads event_ids.)
+        # As declared in viewing/ddl.py (why the sort key is what it is: see there).
         engine = models.MergeTree(
             order_by=(Func(F("event_time"), function="toDate"), "user_id", "event_time"),
             partition_by=Func(F("event_time"), function="toYYYYMM"),
         )
-        # Bloom filters let exact UUID searches (admin) skip granules outside the sort key.
         indexes = [
             models.Index(fields=["user_id"], name="idx_user_id", type=models.BloomFilter(0.01), granularity=1),
             models.Index(fields=["movie_id"], name="idx_movie_id", type=models.BloomFilter(0.01), granularity=1),

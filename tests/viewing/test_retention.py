@@ -3,7 +3,8 @@
 from django.core.management import call_command
 
 from tests.conftest import query
-from viewing.retention import TTL_COLUMNS, retention_apply
+from viewing.ddl import TTL_COLUMNS
+from viewing.retention import retention_apply
 
 
 def ttl_days():

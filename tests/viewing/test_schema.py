@@ -1,4 +1,5 @@
-"""`migrate` creates the whole schema, and clickhouse/schema.sql says the same."""
+"""`migrate` creates the whole schema, and clickhouse/schema.sql (the registry's DDL) creates
+the same database."""
 
 from pathlib import Path
 
@@ -7,10 +8,11 @@ from django.conf import settings
 from django.db import connections
 
 from tests.conftest import query
+from tests.viewing.test_migrations import migration_statements
 from viewing import ddl
 
-OBJECTS = ["viewing_events", *[t for t in ddl.DATA_TABLES if t != "viewing_events"]]
-VIEWS = ["event_ids_mv", "popular_content_mv", "user_stats_mv", "events_daily_mv", "events_hourly_mv"]
+OBJECTS = ddl.DATA_TABLES
+VIEWS = [view.name for view in ddl.VIEWS]
 
 
 def show_create(name):
@@ -112,63 +114,12 @@ def test_schema_sql_creates_what_the_migrations_create(ch, schema_sql_database):
     assert from_file == migrated
 
 
-CLICKHOUSE_MIGRATIONS = ["0001_initial", "0002_suppressed_users"]
-
-
-def migration_sql(**overrides):
-    """The SQL the ClickHouse migrations run in order, with settings overridden (no database
-    needed)."""
-    import importlib
-
-    from django.db import migrations
-    from django.test import override_settings
-
-    sql = []
-    for name in CLICKHOUSE_MIGRATIONS:
-        with override_settings(**overrides):
-            module = importlib.reload(importlib.import_module(f"viewing.migrations.{name}"))
-            for operation in module.Migration.operations:
-                if isinstance(operation, migrations.SeparateDatabaseAndState):
-                    sql += [op.sql for op in operation.database_operations]
-                else:
-                    sql.append(operation.sql)
-        importlib.reload(module)  # back to the real settings for the rest of the session
-    return sql
-
-
-def sql_file_statements(name):
-    text = (Path(settings.BASE_DIR) / "clickhouse" / name).read_text()
-    body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
-    return [s.strip() for s in body.split(";") if s.strip()]
-
-
-def test_every_clickhouse_migration_is_checked_here():
-    folder = Path(settings.BASE_DIR) / "viewing" / "migrations"
-    assert CLICKHOUSE_MIGRATIONS == sorted(p.stem for p in folder.glob("0*.py"))
-
-
-def test_single_node_migration_runs_schema_sql():
-    assert migration_sql(CLICKHOUSE_CLUSTER=None, RETENTION_DAYS=365) == sql_file_statements("schema.sql")
-
-
-def test_cluster_mode_migration_runs_schema_cluster_sql():
-    statements = migration_sql(CLICKHOUSE_CLUSTER="analytics_cluster", RETENTION_DAYS=365)
-    assert statements == sql_file_statements("schema-cluster.sql")
-    # Every table is replicated locally and distributed under its own name; raw events
-    # are sharded by user, the views read the local raw table.
-    assert (
-        "CREATE TABLE viewing_events ON CLUSTER analytics_cluster AS viewing_events_local\n"
-        "ENGINE = Distributed(analytics_cluster, currentDatabase(), viewing_events_local, cityHash64(user_id))"
-    ) in statements
-    assert sum("ON CLUSTER analytics_cluster" in s for s in statements) == len(statements)
-    assert all("FROM viewing_events_local" in s for s in statements if "MATERIALIZED VIEW" in s)
-    assert sum("ENGINE = ReplicatedAggregatingMergeTree(" in s for s in statements) == 4
-
-
 def test_retention_is_a_setting():
-    assert all("INTERVAL 30 DAY" in s for s in migration_sql(RETENTION_DAYS=30) if "TTL" in s)
+    statements = migration_statements(RETENTION_DAYS=30)
+    assert all("INTERVAL 30 DAY" in s for s in statements if "TTL" in s)
+    assert sum("TTL" in s for s in statements) == len(ddl.TTL_COLUMNS)
 
 
 def test_cluster_name_must_be_an_identifier():
     with pytest.raises(ValueError, match="CLICKHOUSE_CLUSTER"):
-        ddl.statements(365, "x; DROP TABLE y")
+        migration_statements(CLICKHOUSE_CLUSTER="x; DROP TABLE y")
