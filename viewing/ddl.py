@@ -6,21 +6,25 @@ into each migration.
 
 Adding a table (say an aggregate fed by a view), in one step of four moves:
 1. Declare it below: a `Table` (name, kind, columns, engine, ORDER BY, PARTITION BY, TTL
-   column, settings) and its `MaterializedView` (target, source, SELECT reading
-   `FROM {source}`), with a comment on why the sort key is what the reads need; add both to
-   `OBJECTS`, the table before its view.
+   column — expiring after RETENTION_DAYS, or after a fixed `ttl_interval` for a table of
+   recent rows —, settings, indexes, cluster shard key) and its `MaterializedView` (target,
+   source, SELECT reading `FROM {source}`), with a comment on why the sort key is what the
+   reads need; add both to `OBJECTS`, the table before its view.
 2. `python -m viewing.ddl migration views_daily views_daily_mv --name views_daily` writes
    `viewing/migrations/000N_views_daily.py`: the CREATE statements frozen as SQL text (one node
    and cluster; `{days}` and `{cluster}` filled in when it runs), their DROPs as the reverse, and
    for each view an INSERT ... SELECT that backfills its table from the raw events already
-   stored (see "Backfill" in the docs before running it on a live cluster).
+   stored (docs/architecture.md, "Adding a table", says when a backfill is exact).
 3. `python -m viewing.ddl > clickhouse/schema.sql` and
    `python -m viewing.ddl --cluster analytics_cluster > clickhouse/schema-cluster.sql`.
-4. `pytest tests/viewing/test_schema.py tests/viewing/test_migrations.py`: they fail if the
-   migrations and this registry create different databases, or a file is stale.
-Changing a declared table later is the same: edit it here, and write a migration that ALTERs
-existing databases (migrations are never edited once released; the test catches a change
-that has no migration).
+4. `pytest tests/viewing/test_ddl.py tests/viewing/test_schema.py tests/viewing/test_migrations.py`:
+   they fail if the migrations and this registry create different databases, if a schema
+   file is stale, or if the cluster layout is broken.
+Changing a declared table later (a setting, a column): edit it here, and write a migration
+that ALTERs existing databases, with the same SINGLE_NODE / CLUSTER lists and
+`ddl_migrations.operations()` as a written one (on a cluster: `ALTER TABLE <name>_local ON
+CLUSTER {cluster} ...`). Released migrations are never edited; the tests catch a declaration
+that no migration made.
 
 Why the aggregates look like this:
 - Counts are SimpleAggregateFunction(sum, UInt64): merging them is an addition, and reads
@@ -266,8 +270,10 @@ BY_NAME: dict[str, SchemaObject] = {o.name: o for o in OBJECTS}
 
 # Tables holding data (what tests truncate, what a reset clears, what the benchmark counts).
 DATA_TABLES: list[str] = [t.name for t in TABLES]
-# The time column each table expires by (RETENTION_DAYS).
-TTL_COLUMNS: dict[str, str] = {t.name: t.ttl_column for t in TABLES if t.ttl_column}
+# The time column each table expires by after RETENTION_DAYS (retention.py keeps them equal).
+TTL_COLUMNS: dict[str, str] = {
+    t.name: t.ttl_column for t in TABLES if t.ttl_column and t.ttl_interval is None
+}
 
 
 def _check_registry() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INTERVAL = re.compile(r"INTERVAL [1-9][0-9]* (SECOND|MINUTE|HOUR|DAY)")
 
 # Where the replicas of a local table meet in Keeper: one path per shard and table.
 ZK_PATH = "/clickhouse/tables/{{shard}}/{{database}}/{local}"
@@ -76,9 +77,10 @@ class Table:
     """A table that holds data.
 
     kind: "raw" (events as stored), "aggregate" (written by a materialized view), "lookup"
-    (an index the service reads by key, also written by a view). `ttl_column` is what rows
-    expire by (RETENTION_DAYS); `shard_key` the cluster's sharding expression (None: rows go
-    where the view that writes them runs).
+    (an index the service reads by key). `ttl_column` is what rows expire by: after
+    RETENTION_DAYS, or after `ttl_interval` ("INTERVAL 2 HOUR") for a table that holds only
+    recent rows whatever the retention. `shard_key` is the cluster's sharding expression (None:
+    rows go where the view that writes them runs).
     """
 
     name: str
@@ -88,6 +90,7 @@ class Table:
     order_by: str
     partition_by: str | None = None
     ttl_column: str | None = None
+    ttl_interval: str | None = None
     settings: tuple[tuple[str, int | str], ...] = ()
     indexes: tuple[str, ...] = ()
     shard_key: str | None = None
@@ -98,6 +101,8 @@ class Table:
             identifier(column, f"column of {self.name}")
         if self.ttl_column is not None and self.ttl_column not in self.column_names:
             raise ValueError(f"{self.name}: TTL column {self.ttl_column!r} is not a column")
+        if self.ttl_interval is not None and not (self.ttl_column and _INTERVAL.fullmatch(self.ttl_interval)):
+            raise ValueError(f"{self.name}: ttl_interval is 'INTERVAL <n> <unit>' with a TTL column")
         if self.kind not in ("raw", "aggregate", "lookup"):
             raise ValueError(f"{self.name}: unknown kind {self.kind!r}")
 
@@ -117,7 +122,7 @@ class Table:
             sql += f"\nPARTITION BY {self.partition_by}"
         sql += f"\nORDER BY {self.order_by}"
         if self.ttl_column:
-            sql += f"\nTTL {self.ttl_column} + INTERVAL {int(days)} DAY"
+            sql += f"\nTTL {self.ttl_column} + {self.ttl_interval or f'INTERVAL {int(days)} DAY'}"
         if self.settings:
             sql += "\nSETTINGS " + ", ".join(f"{k} = {v}" for k, v in self.settings)
         return sql
@@ -145,8 +150,8 @@ class Table:
 
     def alter_ttl(self, days: int, cluster: str | None = None) -> str:
         """The ALTER that sets this table's retention (on every node's local table on a cluster)."""
-        if self.ttl_column is None:
-            raise ValueError(f"{self.name} has no TTL column")
+        if self.ttl_column is None or self.ttl_interval is not None:
+            raise ValueError(f"{self.name} does not expire by RETENTION_DAYS")
         if cluster:
             target = f"{self.local_name} ON CLUSTER {identifier(cluster, 'CLICKHOUSE_CLUSTER')}"
         else:

@@ -25,8 +25,8 @@ def retention_apply(*, using: str = "clickhouse", days: int | None = None) -> li
     altered = []
     with connections[using].cursor() as cursor:
         for table in ddl.TABLES:
-            if table.ttl_column is None:
-                continue
+            if table.name not in ddl.TTL_COLUMNS:
+                continue  # never expires, or after a fixed interval
             name = table.local_name if cluster else table.name
             cursor.execute(
                 "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = %(name)s",

@@ -117,6 +117,21 @@ def test_the_registry_refuses_what_it_cannot_render():
         ddl.objects(["no_such_table"])
 
 
+def test_a_table_of_recent_rows_expires_after_its_own_interval():
+    recent = Table(
+        name="recent", kind="raw", columns=(("t", "DateTime('UTC')"),), engine=Engine("MergeTree"),
+        order_by="t", ttl_column="t", ttl_interval="INTERVAL 2 HOUR",
+    )
+    ((sql, _),) = recent.create(30)
+    assert sql.endswith("\nTTL t + INTERVAL 2 HOUR")
+    assert recent.create_on_cluster(30, CLUSTER)[0][0].endswith("\nTTL t + INTERVAL 2 HOUR")
+    with pytest.raises(ValueError, match="RETENTION_DAYS"):
+        recent.alter_ttl(30)
+    for bad in ("2 HOUR", "INTERVAL 2 HOUR; DROP TABLE x", "INTERVAL 0 HOUR"):
+        with pytest.raises(ValueError, match="ttl_interval"):
+            Table(name="r", kind="raw", columns=(("t", "DateTime"),), engine=Engine("MergeTree"), order_by="t", ttl_column="t", ttl_interval=bad)
+
+
 def test_single_node_statements_create_each_object_once_in_order():
     statements = [sql for sql, _ in ddl.statements(365)]
     created = [re.match(r"CREATE (?:TABLE|MATERIALIZED VIEW) (\w+)", s).group(1) for s in statements]
@@ -126,6 +141,7 @@ def test_single_node_statements_create_each_object_once_in_order():
         assert created.index(view.source.name) < created.index(view.name)
     with_ttl = [re.match(r"CREATE TABLE (\w+)", s).group(1) for s in statements if "\nTTL " in s]
     assert with_ttl == [t.name for t in ddl.TABLES if t.ttl_column]
+    assert [n for n in with_ttl if "INTERVAL 365 DAY" in statements[created.index(n)]] == list(ddl.TTL_COLUMNS)
     assert all("INTERVAL 30 DAY" in s for s, _ in ddl.statements(30) if "TTL" in s)
 
 

@@ -116,8 +116,8 @@ def test_schema_sql_creates_what_the_migrations_create(ch, schema_sql_database):
 
 def test_retention_is_a_setting():
     statements = migration_statements(RETENTION_DAYS=30)
-    assert all("INTERVAL 30 DAY" in s for s in statements if "TTL" in s)
-    assert sum("TTL" in s for s in statements) == len(ddl.TTL_COLUMNS)
+    assert sum("\nTTL " in s and " + INTERVAL 30 DAY" in s for s in statements) == len(ddl.TTL_COLUMNS)
+    assert not any("INTERVAL 365 DAY" in s for s in statements)
 
 
 def test_cluster_name_must_be_an_identifier():
