@@ -203,3 +203,13 @@ def test_the_migration_writer_freezes_sql_and_chains_on_the_latest(tmp_path):
     assert "FROM cluster(c2, currentDatabase(), viewing_events_local)" in sql[-1]
     with pytest.raises(ValueError, match="--name"):
         ddl_migrations.write_migration(["events_hourly"], "Bad Name", tmp_path)
+
+
+def test_the_migration_state_has_the_models_engine_and_indexes():
+    # makemigrations does not compare a ClickHouse engine; this does (the state's, the model's).
+    state = MigrationLoader(None, ignore_no_migrations=True).project_state()
+    migrated = state.apps.get_model("viewing", "ViewingEvent")._meta
+    meta = ViewingEvent._meta
+    assert migrated.engine.deconstruct() == meta.engine.deconstruct()
+    assert [i.deconstruct() for i in migrated.indexes] == [i.deconstruct() for i in meta.indexes]
+    assert [(f.name, f.deconstruct()[1:]) for f in migrated.fields] == [(f.name, f.deconstruct()[1:]) for f in meta.fields]
