@@ -5,8 +5,9 @@ replaces only the socket end: `EmbeddedConnection` is a `clickhouse_driver.conne
 whose packets come from chdb instead of the network. Queries run in chdb with output format
 `Native`, and clickhouse-driver's own `BlockInputStream` decodes the bytes, so results are
 exactly the Python values a server would give. Inserts are encoded by clickhouse-driver's own
-`BlockOutputStream` and streamed into chdb (`send_insert(..., "Native")`). Everything above
-the connection (Client, dbapi, django-clickhouse-backend, the ORM) runs unchanged.
+`BlockOutputStream` into an in-memory file and read by chdb with `INSERT ... FROM INFILE ...
+FORMAT Native`. Everything above the connection (Client, dbapi, django-clickhouse-backend,
+the ORM) runs unchanged.
 
 Opening the engine and owning its data directory are engine.py's; this module only speaks
 the protocol over a chdb connection it is given by `open_engine`.
@@ -19,10 +20,16 @@ Facts this is built around (measured with chdb-core 26.9):
   so the caller's explicit settings always win.
 - Native output at revision 0 carries no block info, so the transport reports revision 0 and
   clickhouse-driver neither expects nor writes the server-only protocol extras.
+- chdb's streaming insert (`send_insert` / `append` / `finish`) does not raise when the engine
+  rejects the rows at commit (a violated CHECK constraint, a full disk: `finish()` reports the
+  rows written and the table stays empty). A plain query does raise, so an INSERT reads its
+  Native blocks from a memfd (`FROM INFILE '/proc/self/fd/N'`) as one query, and every error
+  a server would send back reaches the caller as the same ServerException.
 """
 
 import os
 import re
+import tempfile
 from collections import deque
 
 from clickhouse_driver import Client, errors
@@ -36,10 +43,10 @@ from clickhouse_driver.streams.native import BlockInputStream, BlockOutputStream
 from .engine import open_engine
 
 # clickhouse-driver sends an INSERT as "INSERT INTO t [(cols)] [SETTINGS ...] VALUES" and the
-# rows separately; the part before VALUES is what chdb's streaming insert takes.
+# rows separately. FROM INFILE goes between the columns and SETTINGS, so the parts are kept apart.
 INSERT_RE = re.compile(
-    r"^\s*(?P<head>insert\s+into\s+(?P<table>(?:`[^`]+`|\"[^\"]+\"|[\w.]+)+)"
-    r"\s*(?:\((?P<columns>[^)]*)\))?[^;]*?)\s*values\s*;?\s*$",
+    r"^\s*insert\s+into\s+(?:table\s+)?(?P<table>(?:`[^`]+`|\"[^\"]+\"|[\w.]+)+)"
+    r"\s*(?:\((?P<columns>[^)]*)\))?\s*(?P<settings>settings\s[^;]*?)?\s*values\s*;?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
 CODE_RE = re.compile(r"Code: (\d+)\.")
@@ -88,6 +95,39 @@ class _BytesSink:
     def take(self):
         data, self.parts = b"".join(self.parts), []
         return data
+
+
+class _InsertFile:
+    """The Native blocks of one INSERT, in an anonymous in-memory file that the engine reads
+    by path (`/proc/self/fd/N`) when the data is complete."""
+
+    def __init__(self, *, table, columns, settings):
+        self.table, self.columns, self.settings = table, columns, settings
+        if hasattr(os, "memfd_create"):
+            self.fd = os.memfd_create("chdb-insert", os.MFD_CLOEXEC)
+            self.path = f"/proc/self/fd/{self.fd}"
+        else:  # macOS: no memfd; a temporary file, already unlinked, read through /dev/fd
+            with tempfile.TemporaryFile() as f:
+                self.fd = os.dup(f.fileno())
+            self.path = f"/dev/fd/{self.fd}"
+
+    def write(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    def query(self):
+        columns = f" ({self.columns})" if self.columns else ""
+        # The path is ours (digits only), never input; SETTINGS come after FROM INFILE.
+        return (
+            f"INSERT INTO {self.table}{columns} FROM INFILE '{self.path}' "
+            f"{self.settings} FORMAT Native"
+        )
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class EmbeddedConnection(Connection):
@@ -141,10 +181,7 @@ class EmbeddedConnection(Connection):
 
     def disconnect(self):
         if self._inserter is not None:
-            try:
-                self._inserter.cancel()
-            except Exception:
-                pass
+            self._inserter.close()
             self._inserter = None
         if self._engine is not None:
             try:
@@ -187,16 +224,15 @@ class EmbeddedConnection(Connection):
             self._queue(ServerPacketTypes.EXCEPTION, exception=e)
 
     def _start_insert(self, match):
-        columns = (match.group("columns") or "").strip() or "*"
+        columns = (match.group("columns") or "").strip()
         table = match.group("table")
-        described = self._run(f"DESCRIBE (SELECT {columns} FROM {table})", "TabSeparatedRaw")
+        described = self._run(f"DESCRIBE (SELECT {columns or '*'} FROM {table})", "TabSeparatedRaw")
         columns_with_types = [
             tuple(line.split("\t")[:2]) for line in described.decode().splitlines() if line
         ]
-        try:
-            self._inserter = self._engine.send_insert(match.group("head"), "Native")
-        except RuntimeError as e:
-            raise server_exception(str(e)) from None
+        self._inserter = _InsertFile(
+            table=table, columns=columns, settings=(match.group("settings") or "").strip()
+        )
         self._queue(ServerPacketTypes.DATA, block=RowOrientedBlock(columns_with_types))
 
     def _queue_result(self, data):
@@ -224,23 +260,25 @@ class EmbeddedConnection(Connection):
     def send_data(self, block, table_name=""):
         if self._inserter is None:
             raise errors.UnexpectedPacketFromServerError("send_data outside an INSERT")
-        try:
-            if block.num_rows == 0 and not block.columns_with_types:
-                # clickhouse-driver marks the end of the data with an empty block.
-                inserter, self._inserter = self._inserter, None
-                inserter.finish()
-                self._queue(ServerPacketTypes.END_OF_STREAM)
+        if block.num_rows == 0 and not block.columns_with_types:
+            # clickhouse-driver marks the end of the data with an empty block: run the INSERT.
+            inserter, self._inserter = self._inserter, None
+            try:
+                self._run(inserter.query(), "TabSeparated")
+            except errors.ServerException as e:
+                self._queue(ServerPacketTypes.EXCEPTION, exception=e)
                 return
-            writer = BufferedSocketWriter(self._sink, _BUFFER_SIZE)
-            BlockOutputStream(writer, self.context).write(block)
-            self._inserter.append(self._sink.take())
-        except RuntimeError as e:
-            self._inserter = None
-            self._queue(ServerPacketTypes.EXCEPTION, exception=server_exception(str(e)))
+            finally:
+                inserter.close()
+            self._queue(ServerPacketTypes.END_OF_STREAM)
+            return
+        writer = BufferedSocketWriter(self._sink, _BUFFER_SIZE)
+        BlockOutputStream(writer, self.context).write(block)
+        self._inserter.write(self._sink.take())
 
     def send_cancel(self):
         if self._inserter is not None:
-            self._inserter.cancel()
+            self._inserter.close()
             self._inserter = None
         self._packets.clear()
         self._queue(ServerPacketTypes.END_OF_STREAM)
@@ -250,10 +288,7 @@ class EmbeddedConnection(Connection):
             raise errors.UnexpectedPacketFromServerError("No packet pending from the engine")
         packet = self._packets.popleft()
         if packet.type == ServerPacketTypes.EXCEPTION and self._inserter is not None:
-            try:
-                self._inserter.cancel()
-            except Exception:
-                pass
+            self._inserter.close()
             self._inserter = None
         return packet
 

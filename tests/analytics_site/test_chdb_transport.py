@@ -1,6 +1,7 @@
 """The embedded-engine transport under clickhouse-driver: values, parameters, inserts,
 settings, errors and threads."""
 
+import os
 import threading
 import uuid
 from datetime import datetime
@@ -8,6 +9,7 @@ from datetime import datetime
 import pytest
 from clickhouse_driver import errors
 from django.conf import settings
+from django.db import DatabaseError, connections
 
 from analytics_site.chdb_backend.transport import EmbeddedClient
 
@@ -78,6 +80,57 @@ def test_errors_are_clickhouse_driver_server_exceptions(client):
     assert "boom" in e.value.message
     # The connection stays usable after each error.
     assert client.execute("SELECT count() FROM t") == [(0,)]
+
+
+def test_rows_rejected_at_commit_raise_the_engines_error(client):
+    # chdb's streaming insert reported such rows as written and stored nothing; a server
+    # answers with the error, and so must the embedded engine.
+    client.execute("CREATE TABLE t (x UInt32, CONSTRAINT small CHECK x < 10) ENGINE = MergeTree ORDER BY x")
+    with pytest.raises(errors.ServerException) as e:
+        client.execute("INSERT INTO t (x) VALUES", [(1,), (50,)])
+    assert e.value.code == 469  # VIOLATED_CONSTRAINT
+    assert "Constraint `small`" in e.value.message
+    assert client.execute("SELECT count() FROM t") == [(0,)]
+    # Over several blocks, with settings: still one INSERT, still all or nothing.
+    rows = [(i % 10,) for i in range(2500)] + [(10,)]
+    with pytest.raises(errors.ServerException) as e:
+        client.execute("INSERT INTO t (x) SETTINGS async_insert = 0 VALUES", rows, settings={"insert_block_size": 1000})
+    assert e.value.code == 469
+    assert client.execute("SELECT count() FROM t") == [(0,)]
+    assert client.execute("INSERT INTO t (x) VALUES", [(1,), (2,)]) == 2
+    assert client.execute("SELECT sum(x) FROM t") == [(3,)]
+
+
+@pytest.mark.django_db(databases=["default", "clickhouse"])
+def test_the_django_path_raises_the_engines_error_too():
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS transport_check")
+        cursor.execute(
+            "CREATE TABLE transport_check (x UInt32, CONSTRAINT small CHECK x < 10) ENGINE = MergeTree ORDER BY x"
+        )
+        try:
+            with pytest.raises(DatabaseError) as e:
+                cursor.executemany("INSERT INTO transport_check (x) VALUES", [(1,), (50,)])
+            cause = e.value  # Django's error <- dbapi's <- the driver's ServerException
+            while cause is not None and not isinstance(cause, errors.ServerException):
+                cause = cause.__cause__ or cause.__context__
+            assert cause is not None and cause.code == 469
+            cursor.execute("SELECT count() FROM transport_check")
+            assert cursor.fetchall() == [(0,)]
+        finally:
+            cursor.execute("DROP TABLE transport_check")
+
+
+def test_inserts_leave_no_file_descriptor_behind(client):
+    client.execute("CREATE TABLE t (x UInt32, CONSTRAINT small CHECK x < 10) ENGINE = MergeTree ORDER BY x")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        assert client.execute("INSERT INTO t (x) VALUES", [(1,)]) == 1
+        assert client.execute("INSERT INTO t (x) VALUES", []) == 0
+        with pytest.raises(errors.ServerException):
+            client.execute("INSERT INTO t (x) VALUES", [(50,)])
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert client.execute("SELECT count() FROM t") == [(20,)]
 
 
 def test_settings_apply_per_query_and_revert(client):
