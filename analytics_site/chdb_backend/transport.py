@@ -31,6 +31,7 @@ import os
 import re
 import tempfile
 from collections import deque
+from typing import Any
 
 from clickhouse_driver import Client, errors
 from clickhouse_driver.block import RowOrientedBlock
@@ -53,12 +54,13 @@ CODE_RE = re.compile(r"Code: (\d+)\.")
 _BUFFER_SIZE = 1 << 20
 
 
-def server_exception(message):
+def server_exception(message: str) -> errors.ServerException:
+    """An engine error as clickhouse-driver's ServerException, with ClickHouse's error code."""
     m = CODE_RE.search(message)
     return errors.ServerException(message, code=int(m.group(1)) if m else None)
 
 
-def _sql_setting_value(value):
+def _sql_setting_value(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, (int, float)):
@@ -69,30 +71,30 @@ def _sql_setting_value(value):
 class _BytesSource:
     """What BufferedSocketReader reads from: a bytes object behind a socket's recv_into."""
 
-    def __init__(self, data):
+    def __init__(self, data: bytes) -> None:
         self.data = memoryview(data)
         self.pos = 0
 
-    def recv_into(self, buf, nbytes=0):
+    def recv_into(self, buf: bytearray | memoryview, nbytes: int = 0) -> int:
         n = min(nbytes or len(buf), len(self.data) - self.pos)
         buf[:n] = self.data[self.pos : self.pos + n]
         self.pos += n
         return n
 
-    def settimeout(self, *_):
+    def settimeout(self, *_: Any) -> None:
         pass
 
 
 class _BytesSink:
     """What BufferedSocketWriter writes to: collects the bytes of one Native block."""
 
-    def __init__(self):
-        self.parts = []
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
 
-    def sendall(self, data):
+    def sendall(self, data: bytes | memoryview) -> None:
         self.parts.append(bytes(data))
 
-    def take(self):
+    def take(self) -> bytes:
         data, self.parts = b"".join(self.parts), []
         return data
 
@@ -101,7 +103,7 @@ class _InsertFile:
     """The Native blocks of one INSERT, in an anonymous in-memory file that the engine reads
     by path (`/proc/self/fd/N`) when the data is complete."""
 
-    def __init__(self, *, table, columns, settings):
+    def __init__(self, *, table: str, columns: str, settings: str) -> None:
         self.table, self.columns, self.settings = table, columns, settings
         if hasattr(os, "memfd_create"):
             self.fd = os.memfd_create("chdb-insert", os.MFD_CLOEXEC)
@@ -111,12 +113,12 @@ class _InsertFile:
                 self.fd = os.dup(f.fileno())
             self.path = f"/dev/fd/{self.fd}"
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
 
-    def query(self):
+    def query(self) -> str:
         columns = f" ({self.columns})" if self.columns else ""
         # The path is ours (digits only), never input; SETTINGS come after FROM INFILE.
         return (
@@ -124,7 +126,7 @@ class _InsertFile:
             f"{self.settings} FORMAT Native"
         )
 
-    def close(self):
+    def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -133,7 +135,7 @@ class _InsertFile:
 class EmbeddedConnection(Connection):
     """A clickhouse-driver Connection whose server is chdb in this process."""
 
-    def __init__(self, *args, path, **kwargs):
+    def __init__(self, *args: Any, path: str, **kwargs: Any) -> None:
         kwargs.pop("host", None)
         kwargs.pop("port", None)
         super().__init__("embedded", *args, **kwargs)
@@ -144,11 +146,11 @@ class EmbeddedConnection(Connection):
         self._applied = {}
         self._sink = _BytesSink()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<EmbeddedConnection path={self.path} database={self.database}>"
 
     # Connection lifecycle -------------------------------------------------------------
-    def connect(self):
+    def connect(self) -> None:
         if self.connected:
             self.disconnect()
         self._engine = open_engine(self.path)
@@ -172,14 +174,14 @@ class EmbeddedConnection(Connection):
                 self.disconnect()
                 raise server_exception(str(e)) from None
 
-    def force_connect(self):
+    def force_connect(self) -> None:
         if not self.connected:
             self.connect()
 
-    def ping(self):
+    def ping(self) -> bool:
         return self.connected
 
-    def disconnect(self):
+    def disconnect(self) -> None:
         if self._inserter is not None:
             self._inserter.close()
             self._inserter = None
@@ -195,7 +197,7 @@ class EmbeddedConnection(Connection):
         self.server_info = None
 
     # Queries --------------------------------------------------------------------------
-    def _apply_settings(self):
+    def _apply_settings(self) -> None:
         wanted = {k: _sql_setting_value(v) for k, v in (self.context.settings or {}).items()}
         statements = [f"{k} = {v}" for k, v in wanted.items() if self._applied.get(k) != v]
         statements += [f"{k} = DEFAULT" for k in self._applied if k not in wanted]
@@ -203,13 +205,13 @@ class EmbeddedConnection(Connection):
             self._engine.query("SET " + ", ".join(statements))
             self._applied = wanted
 
-    def _run(self, sql, fmt="Native"):
+    def _run(self, sql: str, fmt: str = "Native") -> bytes:
         try:
             return self._engine.query(sql, fmt).bytes()
         except RuntimeError as e:  # chdb's ChdbError is a RuntimeError
             raise server_exception(str(e)) from None
 
-    def send_query(self, query, query_id=None, params=None):
+    def send_query(self, query: str, query_id: str | None = None, params: Any = None) -> None:
         if not self.connected:
             self.connect()
         self._packets.clear()
@@ -223,7 +225,7 @@ class EmbeddedConnection(Connection):
         except errors.ServerException as e:
             self._queue(ServerPacketTypes.EXCEPTION, exception=e)
 
-    def _start_insert(self, match):
+    def _start_insert(self, match: re.Match[str]) -> None:
         columns = (match.group("columns") or "").strip()
         table = match.group("table")
         described = self._run(f"DESCRIBE (SELECT {columns or '*'} FROM {table})", "TabSeparatedRaw")
@@ -235,7 +237,7 @@ class EmbeddedConnection(Connection):
         )
         self._queue(ServerPacketTypes.DATA, block=RowOrientedBlock(columns_with_types))
 
-    def _queue_result(self, data):
+    def _queue_result(self, data: bytes) -> None:
         source = _BytesSource(data)
         reader = BufferedSocketReader(source, _BUFFER_SIZE)
         stream = BlockInputStream(reader, self.context)
@@ -244,20 +246,22 @@ class EmbeddedConnection(Connection):
             self._queue(ServerPacketTypes.DATA, block=stream.read())
         self._queue(ServerPacketTypes.END_OF_STREAM)
 
-    def _queue(self, packet_type, block=None, exception=None):
+    def _queue(
+        self, packet_type: int, block: Any = None, exception: Exception | None = None
+    ) -> None:
         packet = Packet()
         packet.type = packet_type
         packet.block = block
         packet.exception = exception
         self._packets.append(packet)
 
-    def send_external_tables(self, tables, types_check=False):
+    def send_external_tables(self, tables: Any, types_check: bool = False) -> None:
         if tables:
             raise errors.UnknownPacketFromServerError(
                 "External tables are not supported by the embedded engine"
             )
 
-    def send_data(self, block, table_name=""):
+    def send_data(self, block: Any, table_name: str = "") -> None:
         if self._inserter is None:
             raise errors.UnexpectedPacketFromServerError("send_data outside an INSERT")
         if block.num_rows == 0 and not block.columns_with_types:
@@ -276,14 +280,14 @@ class EmbeddedConnection(Connection):
         BlockOutputStream(writer, self.context).write(block)
         self._inserter.write(self._sink.take())
 
-    def send_cancel(self):
+    def send_cancel(self) -> None:
         if self._inserter is not None:
             self._inserter.close()
             self._inserter = None
         self._packets.clear()
         self._queue(ServerPacketTypes.END_OF_STREAM)
 
-    def receive_packet(self):
+    def receive_packet(self) -> Packet:
         if not self._packets:
             raise errors.UnexpectedPacketFromServerError("No packet pending from the engine")
         packet = self._packets.popleft()
@@ -296,7 +300,7 @@ class EmbeddedConnection(Connection):
 class EmbeddedClientMixin:
     """Makes a clickhouse-driver Client (or subclass) talk to chdb: `Client(path=...)`."""
 
-    def __init__(self, *args, path, **kwargs):
+    def __init__(self, *args: Any, path: str, **kwargs: Any) -> None:
         kwargs.pop("host", None)
         kwargs.pop("port", None)
         super().__init__("embedded", **kwargs)
