@@ -21,7 +21,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DJANGO_DEBUG=false \
     ANALYTICS_VAR_DIR=/app/var \
-    PORT=8006
+    PORT=8006 \
+    BIND_ADDRESS=0.0.0.0
 RUN mkdir -p /app/var && chown app:app /app/var
 USER app
 EXPOSE 8006

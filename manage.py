@@ -9,19 +9,17 @@ def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
     from django.core.management import execute_from_command_line
 
-    from analytics_site.chdb_backend.engine import EngineLocked
-
     try:
         execute_from_command_line(sys.argv)
     except Exception as e:
-        # A locked embedded data directory is an operator's situation, not a bug: say which
-        # directory and what to do instead of printing a traceback.
-        cause = e
-        while cause is not None and not isinstance(cause, EngineLocked):
-            cause = cause.__cause__ or cause.__context__
-        if cause is None:
+        # Missing settings, a locked data directory, an unreachable ClickHouse: the operator's
+        # situation, not a bug. One line with the cause and the fix; --traceback for the rest.
+        from analytics_site.command_errors import explain
+
+        message = None if "--traceback" in sys.argv else explain(e)
+        if message is None:
             raise
-        sys.stderr.write(f"CommandError: {cause}\n")
+        sys.stderr.write(f"CommandError: {message}\n")
         sys.exit(1)
 
 

@@ -1,30 +1,36 @@
-"""gunicorn settings, read from the environment (`gunicorn -c python:analytics_site.gunicorn_conf`)."""
+"""gunicorn settings (`gunicorn -c python:analytics_site.gunicorn_conf analytics_site.wsgi`).
 
-import logging
+Reads only the variables it needs through analytics_site.environment (the same parsing and
+.env file as the Django settings), never the Django settings themselves: the master process
+neither checks the secret key nor creates directories; the worker does, when it loads the app.
+"""
+
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from analytics_site.settings import env, env_int  # noqa: E402
+from analytics_site.environment import env  # noqa: E402
 
-log = logging.getLogger("gunicorn.error")
-
-PORT = env_int("PORT", 8006)
-bind = f"0.0.0.0:{PORT}"
-threads = env_int("GUNICORN_THREADS", 8)
-timeout = env_int("GUNICORN_TIMEOUT", 60)
-graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+PORT = env.int("PORT", default=8006)
+# 127.0.0.1 unless told otherwise (BIND_ADDRESS=0.0.0.0: every interface; the image sets it).
+BIND_ADDRESS = env("BIND_ADDRESS", default="127.0.0.1")
+bind = f"[{BIND_ADDRESS}]:{PORT}" if ":" in BIND_ADDRESS else f"{BIND_ADDRESS}:{PORT}"
+threads = env.int("GUNICORN_THREADS", default=8)
+timeout = env.int("GUNICORN_TIMEOUT", default=60)
+graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT", default=30)
 keepalive = 5
 worker_class = "gthread"
-accesslog = env("GUNICORN_ACCESS_LOG", "-")
+# The application logs one line per request (analytics_site/middleware.py) with the route and
+# the key prefix; gunicorn's own access log would repeat each of them. Opt-in: "-" is stdout.
+accesslog = env("GUNICORN_ACCESS_LOG", default=None)
 max_requests = 0  # a restarted worker would have to re-open the embedded engine
 
-EMBEDDED = not env("CLICKHOUSE_HOST")
+EMBEDDED = not env("CLICKHOUSE_HOST", default=None)
 if EMBEDDED:
     # chdb lets one process own its data directory: one worker, concurrency from threads.
     workers = 1
 else:
-    workers = env_int("GUNICORN_WORKERS", 2 * (os.cpu_count() or 1) + 1)
+    workers = env.int("GUNICORN_WORKERS", default=2 * (os.cpu_count() or 1) + 1)
 
 
 def when_ready(server):

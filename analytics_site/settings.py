@@ -1,77 +1,52 @@
-"""Settings, all read from the environment (documented once: .env.example and docs/operations.md)."""
+"""Django settings, read from the environment and the git-ignored .env file
+(analytics_site/environment.py); each variable is documented once, in .env.example."""
 
-import os
 import sys
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from analytics_site.environment import BASE_DIR, env
 
-
-def env(name, default=None):
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value
-
-
-def env_bool(name, default):
-    value = env(name)
-    if value is None:
-        return default
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, got {value!r}")
-
-
-def env_int(name, default):
-    value = env(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
-
-
-def env_float(name, default):
-    value = env(name)
-    if value is None:
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
-
-
-DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env("DJANGO_SECRET_KEY")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=None)
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off "
-            "(set DJANGO_DEBUG=true for local development)."
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off: set it in the environment, "
+            "or run `make run` once, which writes a .env with a generated key and DJANGO_DEBUG=true "
+            "for local development."
         )
     SECRET_KEY = "insecure-development-key-only-for-debug"
-ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")]
+
+# The address gunicorn listens on (analytics_site/gunicorn_conf.py): 127.0.0.1 unless told
+# otherwise, because `make run` serves the API open until the first key exists. The image
+# sets 0.0.0.0. In development a wider bind is the one setting that opens the dashboard to
+# another device: the host names it may be reached by are then not known in advance, so with
+# DEBUG on and ALLOWED_HOSTS unset any Host is accepted.
+BIND_ADDRESS = env("BIND_ADDRESS", default="127.0.0.1")
+PORT = env.int("PORT", default=8006)
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+_default_hosts = ["localhost", "127.0.0.1", "[::1]"]
+if DEBUG and BIND_ADDRESS not in LOOPBACK:
+    _default_hosts = ["*"]
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=_default_hosts)
 
 # --- Transport security (docs/operations.md, Security) -----------------------------------------
 # DJANGO_TLS=true when clients reach the service over HTTPS (TLS ends at a proxy in front):
 # HTTP is redirected to HTTPS (except the /health and /ready probes), HSTS is sent and the
 # session and CSRF cookies are Secure. Off by default so that plain-HTTP clients, probes and
 # `curl localhost:8006/...` inside docker-compose keep working.
-DJANGO_TLS = env_bool("DJANGO_TLS", False)
+DJANGO_TLS = env.bool("DJANGO_TLS", default=False)
 SECURE_SSL_REDIRECT = DJANGO_TLS
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000) if DJANGO_TLS else 0
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000) if DJANGO_TLS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = DJANGO_TLS
 # The header a TLS-terminating proxy sets, e.g. X-Forwarded-Proto; only set it when the
 # proxy always overwrites that header (otherwise clients could claim HTTPS).
-_proxy_ssl_header = env("SECURE_PROXY_SSL_HEADER")
+_proxy_ssl_header = env("SECURE_PROXY_SSL_HEADER", default=None)
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
 )
@@ -129,28 +104,26 @@ TEMPLATES = [
 # --- Databases --------------------------------------------------------------------------
 # `default` keeps Django's own tables (users, sessions, admin log); `clickhouse` keeps the
 # viewing events. analytics_site.db_router sends the viewing app to `clickhouse`.
-VAR_DIR = Path(env("ANALYTICS_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR = Path(env("ANALYTICS_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
-    "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'django.sqlite3'}"), conn_max_age=0
-    )
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'django.sqlite3'}")
 }
 
-CLICKHOUSE_HOST = env("CLICKHOUSE_HOST")
-CLICKHOUSE_DATABASE = env("CLICKHOUSE_DATABASE", "analytics")
-CLICKHOUSE_DATA_DIR = str(Path(env("CLICKHOUSE_DATA_DIR", str(VAR_DIR / "clickhouse"))).resolve())
+CLICKHOUSE_HOST = env("CLICKHOUSE_HOST", default=None)
+CLICKHOUSE_DATABASE = env("CLICKHOUSE_DATABASE", default="analytics")
+CLICKHOUSE_DATA_DIR = str(Path(env("CLICKHOUSE_DATA_DIR", default=str(VAR_DIR / "clickhouse"))).resolve())
 CLICKHOUSE_EMBEDDED = CLICKHOUSE_HOST is None
 # A ClickHouse cluster name (server mode): migrations create Replicated*MergeTree `*_local`
 # tables ON CLUSTER and Distributed tables over them (viewing/ddl.py, "Cluster mode").
-CLICKHOUSE_CLUSTER = env("CLICKHOUSE_CLUSTER")
+CLICKHOUSE_CLUSTER = env("CLICKHOUSE_CLUSTER", default=None)
 # Settings sent with every query. Inserts are synchronous unless a caller asks otherwise
 # (chdb's session default is async_insert=1).
 CLICKHOUSE_QUERY_SETTINGS = {
     "async_insert": 0,
     # Room for the id list of a 10,000-event de-duplication look-up.
     "max_query_size": 16 * 1024 * 1024,
-    "max_execution_time": env_int("CLICKHOUSE_QUERY_TIMEOUT", 30),
+    "max_execution_time": env.int("CLICKHOUSE_QUERY_TIMEOUT", default=30),
 }
 if CLICKHOUSE_EMBEDDED:
     DATABASES["clickhouse"] = {
@@ -163,14 +136,14 @@ else:
     DATABASES["clickhouse"] = {
         "ENGINE": "clickhouse_backend.backend",
         "HOST": CLICKHOUSE_HOST,
-        "PORT": env_int("CLICKHOUSE_PORT", 9000),
+        "PORT": env.int("CLICKHOUSE_PORT", default=9000),
         "NAME": CLICKHOUSE_DATABASE,
-        "USER": env("CLICKHOUSE_USER", "default"),
-        "PASSWORD": env("CLICKHOUSE_PASSWORD", ""),
+        "USER": env("CLICKHOUSE_USER", default="default"),
+        "PASSWORD": env("CLICKHOUSE_PASSWORD", default=""),
         "OPTIONS": {
             "settings": CLICKHOUSE_QUERY_SETTINGS,
-            "connect_timeout": env_int("CLICKHOUSE_CONNECT_TIMEOUT", 5),
-            "send_receive_timeout": env_int("CLICKHOUSE_QUERY_TIMEOUT", 30),
+            "connect_timeout": env.int("CLICKHOUSE_CONNECT_TIMEOUT", default=5),
+            "send_receive_timeout": env.int("CLICKHOUSE_QUERY_TIMEOUT", default=30),
         },
         "TEST": {"NAME": f"test_{CLICKHOUSE_DATABASE}"},
     }
@@ -189,35 +162,35 @@ SILENCED_SYSTEM_CHECKS = ["admin.E128"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Viewing data -------------------------------------------------------------------------
-RETENTION_DAYS = env_int("RETENTION_DAYS", 365)
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=365)
 
 # --- Kafka --------------------------------------------------------------------------------
-KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
-KAFKA_TOPICS = [t.strip() for t in env("KAFKA_TOPICS", "stream.start,stream.progress,stream.stop").split(",") if t.strip()]
-KAFKA_CONSUMER_GROUP = env("KAFKA_CONSUMER_GROUP", "analytics-service")
-KAFKA_DLQ_TOPIC = env("KAFKA_DLQ_TOPIC", "stream.dlq")
-ENABLE_KAFKA = env_bool("ENABLE_KAFKA", True)
+KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default="localhost:9092")
+KAFKA_TOPICS = env.list("KAFKA_TOPICS", default=["stream.start", "stream.progress", "stream.stop"])
+KAFKA_CONSUMER_GROUP = env("KAFKA_CONSUMER_GROUP", default="analytics-service")
+KAFKA_DLQ_TOPIC = env("KAFKA_DLQ_TOPIC", default="stream.dlq")
+ENABLE_KAFKA = env.bool("ENABLE_KAFKA", default=True)
 # Tansu (the test broker) holds a JoinGroup until session_timeout/2: a short session keeps the
 # first poll of a new group at a few seconds instead of ~23 s with kafka-python's default.
-KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 10000)
-KAFKA_HEARTBEAT_INTERVAL_MS = env_int("KAFKA_HEARTBEAT_INTERVAL_MS", 3000)
-KAFKA_MAX_POLL_INTERVAL_MS = env_int("KAFKA_MAX_POLL_INTERVAL_MS", 300000)
-KAFKA_BATCH_SIZE = env_int("KAFKA_BATCH_SIZE", 10000)
-KAFKA_FLUSH_INTERVAL = env_float("KAFKA_FLUSH_INTERVAL", 1.0)
+KAFKA_SESSION_TIMEOUT_MS = env.int("KAFKA_SESSION_TIMEOUT_MS", default=10000)
+KAFKA_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_HEARTBEAT_INTERVAL_MS", default=3000)
+KAFKA_MAX_POLL_INTERVAL_MS = env.int("KAFKA_MAX_POLL_INTERVAL_MS", default=300000)
+KAFKA_BATCH_SIZE = env.int("KAFKA_BATCH_SIZE", default=10000)
+KAFKA_FLUSH_INTERVAL = env.float("KAFKA_FLUSH_INTERVAL", default=1.0)
 # Stop (instead of dead-lettering the whole topic) when this many messages in a row are invalid.
-KAFKA_POISON_LIMIT = env_int("KAFKA_POISON_LIMIT", 1000)
+KAFKA_POISON_LIMIT = env.int("KAFKA_POISON_LIMIT", default=1000)
 # Longest wait between attempts to store a batch while ClickHouse is unavailable (seconds).
-KAFKA_RETRY_BACKOFF_MAX = env_float("KAFKA_RETRY_BACKOFF_MAX", 30.0)
+KAFKA_RETRY_BACKOFF_MAX = env.float("KAFKA_RETRY_BACKOFF_MAX", default=30.0)
 # How long the consumer tries to reach the brokers at start before it reports them missing.
-KAFKA_BOOTSTRAP_TIMEOUT_MS = env_int("KAFKA_BOOTSTRAP_TIMEOUT_MS", 10000)
+KAFKA_BOOTSTRAP_TIMEOUT_MS = env.int("KAFKA_BOOTSTRAP_TIMEOUT_MS", default=10000)
 
 # --- HTTP API -----------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # bodies over 10 MiB get 413
 # Single events are stored through a group-commit buffer (viewing/ingest_buffer.py): under
 # load a flush starts at most every INGEST_FLUSH_INTERVAL seconds, or at once when
 # INGEST_FLUSH_EVENTS are waiting; when idle, at once.
-INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 0.05)
-INGEST_FLUSH_EVENTS = env_int("INGEST_FLUSH_EVENTS", 1000)
+INGEST_FLUSH_INTERVAL = env.float("INGEST_FLUSH_INTERVAL", default=0.05)
+INGEST_FLUSH_EVENTS = env.int("INGEST_FLUSH_EVENTS", default=1000)
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -236,8 +209,8 @@ REST_FRAMEWORK = {
 API_THROTTLE_RATES = {
     scope: None if rate.lower() == "none" else rate
     for scope, rate in (
-        ("ingest", env("API_THROTTLE_INGEST", "6000/min")),
-        ("read", env("API_THROTTLE_READ", "1200/min")),
+        ("ingest", env("API_THROTTLE_INGEST", default="6000/min")),
+        ("read", env("API_THROTTLE_READ", default="1200/min")),
     )
 }
 SPECTACULAR_SETTINGS = {
@@ -264,7 +237,7 @@ STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every start when it is m
 # web server in front of it and no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 
-LOG_FORMAT = env("LOG_FORMAT", "plain")
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
 LOGGING = {
@@ -275,12 +248,14 @@ LOGGING = {
         "json": {"()": "analytics_site.logging.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "stream": sys.stderr}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # kafka-python logs every connection and join at INFO; the consumer loop logs what matters.
     "loggers": {
-        "clickhouse_driver": {"level": "WARNING"},
+        # The driver logs each failed connection with a traceback; the service reports the
+        # failure itself (503 and one log line, or one line from manage.py).
+        "clickhouse_driver": {"level": "ERROR"},
         # kafka-python logs every failed connection attempt as an ERROR; the consumer logs one
         # clear line per attempt itself (viewing.kafka), so the client's own lines are opt-in.
-        "kafka": {"level": env("KAFKA_CLIENT_LOG_LEVEL", "CRITICAL")},
+        "kafka": {"level": env("KAFKA_CLIENT_LOG_LEVEL", default="CRITICAL")},
     },
 }

@@ -19,7 +19,10 @@ if settings.CLICKHOUSE_EMBEDDED:
     from analytics_site.chdb_backend.engine import EngineLocked, open_engine
 
     try:
-        open_engine(settings.CLICKHOUSE_DATA_DIR).close()
+        # Kept open for the life of the process: chdb releases the directory when its last
+        # connection closes, and another process (`make demo`) could then take it from under
+        # the server until its first request.
+        _engine_held = open_engine(settings.CLICKHOUSE_DATA_DIR)
     except EngineLocked as e:
         logging.getLogger("analytics_site.wsgi").critical("%s", e)
         sys.exit(3)

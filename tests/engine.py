@@ -15,6 +15,8 @@ import tempfile
 _run_dir = tempfile.mkdtemp(prefix="analytics-test-")
 atexit.register(shutil.rmtree, _run_dir, ignore_errors=True)
 
+# The suite sees only its own environment, never a developer's .env (make run writes one).
+os.environ["ANALYTICS_ENV_FILE"] = ""
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
 os.environ["ANALYTICS_VAR_DIR"] = os.path.join(_run_dir, "var")
 os.environ.setdefault("ENABLE_KAFKA", "false")

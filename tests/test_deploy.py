@@ -18,7 +18,7 @@ def settings_variables():
     """Every environment variable the Python settings read."""
     names = set()
     for path in (ROOT / "analytics_site").glob("*.py"):
-        names |= set(re.findall(r"env(?:_int|_bool|_float)?\(\s*[\"']([A-Z0-9_]+)[\"']", path.read_text()))
+        names |= set(re.findall(r"\benv(?:\.\w+)?\(\s*[\"']([A-Z0-9_]+)[\"']", path.read_text()))
     return names
 
 

@@ -64,6 +64,26 @@ def lock_holder(path: str) -> str | None:
     return None
 
 
+def held_elsewhere(path: str) -> bool:
+    """True when another process holds the engine's lock on `path` (the engine flock()s its
+    `status` file). Asked before chdb opens the directory, because chdb prints its own
+    multi-line CANNOT_OPEN_FILE error to stderr when the lock is taken; EngineLocked says it
+    in one line."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(path, "status"), os.O_RDONLY)
+    except OSError:
+        return False  # a new directory: nobody has it yet
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's own lock, if it got one
+    return False
+
+
 def engine_path() -> str | None:
     """The data directory this process's engine runs on, None before the first open."""
     return _engine_path
@@ -86,6 +106,8 @@ def open_engine(path: str) -> Any:
                 f"chdb cannot open a second data directory ({path}) in the same process."
             )
         os.makedirs(path, exist_ok=True)
+        if _engine_path is None and held_elsewhere(path):
+            raise EngineLocked(path)
         try:
             startup = "&".join(f"{k}={v}" for k, v in ENGINE_STARTUP.items())
             conn = chdb.connect(f"file:{path}?{startup}")
