@@ -38,6 +38,12 @@ Why the aggregates look like this:
 
 from __future__ import annotations
 
+from viewing.ddl_engagement import (
+    RECENT_EVENTS,
+    RECENT_EVENTS_SELECT,
+    VIEW_SEGMENTS,
+    VIEW_SEGMENTS_SELECT,
+)
 from viewing.ddl_objects import (
     AGGREGATING_MERGE_TREE,
     MERGE_TREE,
@@ -248,6 +254,14 @@ SUPPRESSED_USERS = Table(
     shard_key="cityHash64(user_id)",
 )
 
+# --- Viewing engagement: tables and SELECTs in viewing/ddl_engagement.py ----------------------
+VIEW_SEGMENTS_MV = MaterializedView(
+    name="view_segments_mv", target=VIEW_SEGMENTS, source=VIEWING_EVENTS, select=VIEW_SEGMENTS_SELECT
+)
+RECENT_EVENTS_MV = MaterializedView(
+    name="recent_events_mv", target=RECENT_EVENTS, source=VIEWING_EVENTS, select=RECENT_EVENTS_SELECT
+)
+
 # Every object in creation order: each table before the views that read or feed it.
 OBJECTS: list[SchemaObject] = [
     VIEWING_EVENTS,
@@ -262,6 +276,10 @@ OBJECTS: list[SchemaObject] = [
     EVENTS_HOURLY,
     EVENTS_HOURLY_MV,
     SUPPRESSED_USERS,
+    VIEW_SEGMENTS,
+    VIEW_SEGMENTS_MV,
+    RECENT_EVENTS,
+    RECENT_EVENTS_MV,
 ]
 
 TABLES: list[Table] = [o for o in OBJECTS if isinstance(o, Table)]

@@ -36,6 +36,10 @@ OPERATIONS = [
     "GET /api/v1/analytics/user/{user_id}/stats",
     "GET /api/v1/analytics/trends",
     "GET /api/v1/analytics/peak-hours",
+    "GET /api/v1/analytics/summary",
+    "GET /api/v1/analytics/content/{movie_id}/retention",
+    "GET /api/v1/analytics/concurrency",
+    "GET /api/v1/analytics/realtime",
 ]
 
 
@@ -78,6 +82,10 @@ def test_the_schema_documents_every_endpoint_with_examples(ch, client):
         "/api/v1/analytics/user/{user_id}/stats",
         "/api/v1/analytics/trends",
         "/api/v1/analytics/peak-hours",
+        "/api/v1/analytics/summary",
+        "/api/v1/analytics/content/{movie_id}/retention",
+        "/api/v1/analytics/concurrency",
+        "/api/v1/analytics/realtime",
     }
     for path, operations in paths.items():
         for method, operation in operations.items():
