@@ -124,6 +124,10 @@ def buckets(window, interval):
     return [({"start": local.isoformat()}, start, stop) for _ident, local, start, stop in found]
 
 
+def _naive(value):
+    return value.replace(tzinfo=None) if isinstance(value, datetime) and value.tzinfo else value
+
+
 def utc_text(moment):
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -208,7 +212,8 @@ def retention(*, movie_id, window, bucket=60):
 def concurrency(*, window, interval="day"):
     """Per local date or hour of the window: the peak of concurrent views (views formed over the
     whole window) at an instant of the bucket, and the earliest instant of that peak."""
-    slots = _rows(sql.CONCURRENCY_SLOTS, _params(window))
+    # The driver gives some DateTime('UTC') values aware and others naive: all naive UTC here.
+    slots = [[_naive(value) for value in row] for row in _rows(sql.CONCURRENCY_SLOTS, _params(window))]
     entries, i, carried = [], 0, 0
     for label, start, end in buckets(window, interval):
         while i < len(slots) and slots[i][0] < start:

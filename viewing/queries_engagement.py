@@ -8,8 +8,9 @@ read folds its rows itself (min/max/sum over the pieces of a view).
 """
 
 # The views of a window: the 15-minute pieces of each (session, movie) merged. A fragment of
-# the statements below (fixed text, no input in it).
-_VIEWS = """
+# the statements below (fixed text, no input in it; bench/sql_engagement.py swaps it for the
+# same views read from the raw table).
+VIEWS_OF_WINDOW = """
     SELECT
         min(first_time) AS first_time,
         max(last_time) AS last_time,
@@ -46,7 +47,7 @@ SELECT
         groupArray((toUInt32(first_time), toInt8(1))),
         groupArray((toUInt32(last_time) + 1, toInt8(-1)))
     ))))) AS peak_concurrent_views
-FROM ({_VIEWS})
+FROM ({VIEWS_OF_WINDOW})
 """
 
 # Concurrency per 15-minute slot: the number of live views after each second where it
@@ -70,7 +71,7 @@ FROM
     FROM
     (
         SELECT change.1 AS second, sum(change.2) AS step
-        FROM ({_VIEWS})
+        FROM ({VIEWS_OF_WINDOW})
         ARRAY JOIN [(first_time, toInt64(1)), (last_time + 1, toInt64(-1))] AS change
         GROUP BY second
     )

@@ -79,8 +79,8 @@ def test_named_cases_by_hand(ch, client, frozen_now):
     from tests.generator import Event
 
     day = naive(frozen_now).replace(hour=0, minute=0) - timedelta(days=1)
-    user, other, movie = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    s1, s2, s3, s4 = (uuid.uuid4() for _ in range(4))
+    user, other, third, movie = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    s1, s2, s3, s4, s5 = (uuid.uuid4() for _ in range(5))
 
     def event(kind, position, at, session, who=user):
         return Event(id=uuid.uuid4(), user_id=who, movie_id=movie, event_type=kind, position_seconds=position,
@@ -93,23 +93,26 @@ def test_named_cases_by_hand(ch, client, frozen_now):
         event("progress", 1800, timedelta(hours=20, minutes=30), s2),
         event("start", 1200, timedelta(hours=20, minutes=30), s3, who=other),  # resumes at 1200
         event("finish", 3600, timedelta(hours=21), s3, who=other),
+        event("start", 0, timedelta(hours=20, minutes=40), s5, who=third),  # ends the second before 21:00
+        event("progress", 1140, timedelta(hours=20, minutes=59, seconds=59), s5, who=third),
         event("progress", 60, timedelta(hours=23, minutes=50), s4),  # across midnight: cut by days=1
         event("progress", 660, timedelta(days=1, minutes=0), s4),
     ])
     yesterday = {"from": day.date(), "to": day.date()}
     body = get(client, "summary", **yesterday)
     assert {k: body[k] for k in ("starts", "finishes", "total_events", "unique_users", "views")} == {
-        "starts": 3, "finishes": 1, "total_events": 7, "unique_users": 2, "views": 4}
-    assert body["watch_time_seconds"] == 0 + 1800 + 2400 + 0
-    assert body["peak_concurrent_views"] == 2  # closed intervals: both live at 20:30:00
-    assert body["avg_view_duration_seconds"] == 1050.0
+        "starts": 4, "finishes": 1, "total_events": 9, "unique_users": 3, "views": 5}
+    assert body["watch_time_seconds"] == 0 + 1800 + 2400 + 0 + 1140
+    assert body["peak_concurrent_views"] == 2  # closed intervals: s2 and s3 both live at 20:30:00
+    assert body["avg_view_duration_seconds"] == 1068.0
     assert get(client, "summary", days=1)["watch_time_seconds"] == 0  # today's part of s4: one event
-    assert get(client, "summary", days=2)["watch_time_seconds"] == 4200 + 600
+    assert get(client, "summary", days=2)["watch_time_seconds"] == 5340 + 600
     curve = get(client, f"content/{movie}/retention", bucket=600, **yesterday)["curve"]
-    # 0 … 3600: s2 to 1800, s3 from 1200; s1 (300 only) and s4 (60 only that day) at no point
-    assert [p["viewers"] for p in curve] == [1, 1, 2, 2, 1, 1, 1]
+    # 0 … 3600: s2 to 1800, s3 from 1200, s5 to 1140; s1 (300 only) and s4 (60 that day) at none
+    assert [p["viewers"] for p in curve] == [2, 2, 2, 2, 1, 1, 1]
     hours = get(client, "concurrency", interval="hour", **yesterday)["concurrency"]
     assert (hours[20]["peak_concurrent_views"], hours[20]["peak_at"]) == (2, f"{day.date()}T20:30:00Z")
+    # Two live just before 21:00:00 (s3, s5), but s5's last second was 20:59:59.
     assert (hours[21]["peak_concurrent_views"], hours[21]["peak_at"]) == (1, f"{day.date()}T21:00:00Z")
     assert hours[22]["peak_at"] is None
 
