@@ -1,11 +1,8 @@
 """Raw-table versions of the analytics queries, beside the materialized-view ones in
 viewing/queries.py: the same answers computed from viewing_events, to show what the aggregate
-tables save. Same parameters as the service's queries (the engagement endpoints' in
-bench/sql_engagement.py)."""
+tables save. Same parameters as the service's queries."""
 
 from viewing import queries
-
-from .sql_engagement import ENDPOINT_SQL as ENGAGEMENT_SQL
 
 # The window is a range of toDate(event_time): the prefix of viewing_events' sort key.
 POPULAR_CONTENT = """
@@ -75,5 +72,4 @@ ENDPOINT_SQL = {
     "user_stats": (queries.USER_STATS, USER_STATS),
     "trends": (queries.TRENDS, TRENDS),
     "peak_hours": (queries.PEAK_HOURS, PEAK_HOURS),
-    **ENGAGEMENT_SQL,
 }

@@ -35,7 +35,6 @@ PYTHON = sys.executable
 CRASH_AFTER_THIRD_INSERT = """
 import os, signal, django
 django.setup()
-from viewing.kafka.config import ConsumerConfig
 from viewing.kafka.loop import StreamConsumer
 stored = 0
 def crash(batch):
@@ -43,7 +42,7 @@ def crash(batch):
     stored += 1
     if stored == 3:
         os.kill(os.getpid(), signal.SIGKILL)
-StreamConsumer(ConsumerConfig.from_settings(batch_size=100, flush_interval=60), on_stored=crash).run(exit_on_idle=20)
+StreamConsumer.from_settings(batch_size=100, flush_interval=60, on_stored=crash).run(exit_on_idle=20)
 """
 
 READ_ANALYTICS = """
