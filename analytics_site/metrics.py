@@ -5,6 +5,7 @@ workers' figures are summed (prometheus-client multiprocess mode).
 """
 
 import os
+from collections.abc import Mapping
 
 from prometheus_client import (
     REGISTRY,
@@ -51,9 +52,48 @@ CONSUMER_LAG = Gauge(
 )
 DLQ_MESSAGES = Counter("analytics_dlq_messages_total", "Messages sent to the dead-letter topic.", ["topic"])
 
+# The health of this process's Kafka consumer thread (ENABLE_KAFKA), set when /metrics is read.
+CONSUMER_STATE = Gauge(
+    "analytics_consumer_state",
+    "1 for the state the in-process Kafka consumer thread is in, 0 for the others.",
+    ["state"], multiprocess_mode="liveall",
+)
+CONSUMER_LAST_FLUSH = Gauge(
+    "analytics_consumer_last_flush_timestamp_seconds",
+    "Unix time of the consumer's last successful flush (rows stored, offsets committed).",
+    multiprocess_mode="max",
+)
+CONSUMER_RATE = Gauge(
+    "analytics_consumer_messages_per_second",
+    "Messages the consumer read per second, averaged over the last minute.",
+    multiprocess_mode="livesum",
+)
+
+
+def consumer_lag_set(lag: Mapping[tuple[str, int], int]) -> None:
+    """The consumer's lag per (topic, partition), after a flush."""
+    for (topic, partition), messages in lag.items():
+        CONSUMER_LAG.labels(topic, str(partition)).set(messages)
+
+
+def consumer_health_refresh() -> None:
+    """Set the consumer gauges from this process's consumer thread, if it has one."""
+    from viewing.kafka.thread import STATES, consumer_thread
+
+    thread = consumer_thread()
+    if thread is None:
+        return
+    health = thread.health()
+    for state in STATES:
+        CONSUMER_STATE.labels(state.replace(" ", "_")).set(1 if state == health["state"] else 0)
+    if health["last_flush"]:
+        CONSUMER_LAST_FLUSH.set(health["last_flush"]["timestamp"])
+    CONSUMER_RATE.set(health["messages_per_second"])
+
 
 def render():
     """The exposition text of every metric (summed over workers in multiprocess mode)."""
+    consumer_health_refresh()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

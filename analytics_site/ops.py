@@ -1,6 +1,7 @@
 """Operational endpoints: readiness (/ready, open) and Prometheus metrics (/metrics, a `read`
 key or a staff session)."""
 
+from django.conf import settings
 from django.db import DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpResponse, JsonResponse
@@ -17,9 +18,28 @@ def _pending_migrations(alias):
     return len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
 
 
+def consumer_readiness() -> tuple[dict | None, bool]:
+    """With ENABLE_KAFKA: this process's consumer health, and whether it lets the service be
+    ready. Only a stopped consumer (a poison flood, a fatal error) does not: one that is
+    backing off (no broker yet, ClickHouse away) retries by itself, and the API works."""
+    if not settings.ENABLE_KAFKA:
+        return None, True
+    from viewing.kafka.thread import consumer_thread
+
+    thread = consumer_thread()
+    if thread is None:  # only the server process starts it (analytics_site/wsgi.py)
+        return {"state": "not started"}, True
+    health = thread.health()
+    return health, health["state"] != "stopped"
+
+
 def ready(request):
-    """200 when ClickHouse answers and both databases are fully migrated, else 503."""
+    """200 when ClickHouse answers, both databases are fully migrated and (with ENABLE_KAFKA)
+    the consumer thread has not stopped; else 503."""
     body = {"status": "ready", "clickhouse": "ok", "migrations": "ok"}
+    kafka, kafka_ok = consumer_readiness()
+    if kafka is not None:
+        body["kafka"] = kafka
     try:
         with connections["clickhouse"].cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -33,7 +53,7 @@ def ready(request):
         pending, body["migrations"] = None, database_error_summary(e)
     if pending:
         body["migrations"] = f"{pending} pending; run manage.py migrate"
-    if pending != 0:
+    if pending != 0 or not kafka_ok:
         body["status"] = "not ready"
         return JsonResponse(body, status=503)
     return JsonResponse(body)

@@ -68,6 +68,10 @@ def windows(days):
     }
 
 
+def _statements(sql):
+    return sql if isinstance(sql, tuple) else (sql,)
+
+
 def mode_sql(spec):
     """Each endpoint's SQL run directly on the engine (chdb, Native output, not decoded) and
     through clickhouse-driver (decoded to Python), and the raw-table version of each."""
@@ -79,24 +83,38 @@ def mode_sql(spec):
     users = [str(u) for (u,) in client.execute(
         "SELECT DISTINCT user_id FROM user_stats_daily ORDER BY cityHash64(user_id) LIMIT %(n)s",
         {"n": spec["users"]})]
+    top_movie = client.execute(
+        "SELECT movie_id FROM popular_content_daily GROUP BY movie_id ORDER BY sum(starts) DESC LIMIT 1")[0][0]
+    now = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    today = datetime.combine(window["last_day"], dtime())
+    one_day = {"start": today, "end": today + timedelta(days=1)}
     params = {
         "popular": lambda i: {"first_day": window["first_day"], "last_day": window["last_day"], "limit": 10},
         "user_stats": lambda i: {"user_id": users[i % len(users)], "first_day": window["first_day"],
                                  "last_day": window["last_day"]},
         "trends": lambda i: {"first_day": window["first_day"], "last_day": window["last_day"]},
         "peak_hours": lambda i: {"start": window["start"], "end": window["end"]},
+        "summary": lambda i: {"start": window["start"], "end": window["end"]},
+        "retention": lambda i: {"start": window["start"], "end": window["end"], "movie_id": top_movie, "bucket": 60},
+        "concurrency_hour_1d": lambda i: one_day,
+        "concurrency_day_30d": lambda i: {"start": window["start"], "end": window["end"]},
+        "realtime": lambda i: {"since": now - timedelta(seconds=300), "as_of": now},
     }
-    out = {"users": users, "queries": {}}
+    out = {"users": users, "top_movie": str(top_movie), "queries": {}}
     for name, (mv_sql, raw_sql) in bench_sql.ENDPOINT_SQL.items():
         figures = {"engine": [], "driver": [], "raw_engine": []}
         for label, sql in (("engine", mv_sql), ("raw_engine", raw_sql)):
-            texts = [client.substitute_params(sql, params[name](i), context) for i in range(spec["count"])]
-            engine.query(texts[0], "Native").bytes()  # warm-up
+            # An endpoint of several statements is timed as their sum.
+            texts = [[client.substitute_params(s, params[name](i), context) for s in _statements(sql)]
+                     for i in range(spec["count"])]
+            for text in texts[0]:
+                engine.query(text, "Native").bytes()  # warm-up
             for _ in range(spec["rounds"]):
                 latencies = []
-                for text in texts:
+                for statements in texts:
                     t0 = time.perf_counter()
-                    engine.query(text, "Native").bytes()
+                    for text in statements:
+                        engine.query(text, "Native").bytes()
                     latencies.append((time.perf_counter() - t0) * 1000)
                 figures[label].append(summary(latencies))
         for _ in range(spec["rounds"]):
@@ -104,7 +122,8 @@ def mode_sql(spec):
             for i in range(spec["count"]):
                 p = params[name](i)
                 t0 = time.perf_counter()
-                client.execute(mv_sql, p)
+                for statement in _statements(mv_sql):
+                    client.execute(statement, p)
                 latencies.append((time.perf_counter() - t0) * 1000)
             figures["driver"].append(summary(latencies))
         out["queries"][name] = figures

@@ -231,12 +231,17 @@ def bench_kafka(root, cfg, results):
     }
 
 
-def _endpoint_paths(users, days):
+def _endpoint_paths(users, days, top_movie):
     return {
         "popular": [f"/api/v1/analytics/content/popular?days={days}&limit=10"],
         "user_stats": [f"/api/v1/analytics/user/{u}/stats?days={days}" for u in users],
         "trends": [f"/api/v1/analytics/trends?days={days}"],
         "peak_hours": [f"/api/v1/analytics/peak-hours?days={days}"],
+        "summary": [f"/api/v1/analytics/summary?days={days}"],
+        "retention": [f"/api/v1/analytics/content/{top_movie}/retention?days={days}"],
+        "concurrency_hour_1d": ["/api/v1/analytics/concurrency?days=1&interval=hour"],
+        "concurrency_day_30d": [f"/api/v1/analytics/concurrency?days={days}&interval=day"],
+        "realtime": ["/api/v1/analytics/realtime?window=300"],
     }
 
 
@@ -263,7 +268,7 @@ def bench_queries(root, cfg, results, parts):
             "count": cfg["query_count"]}, env=procs.dataset_env(var_dir))
         users = sql.pop("users")
         entry["tables"] = sql["tables"]
-        paths = _endpoint_paths(users, DAYS)
+        paths = _endpoint_paths(users, DAYS, sql.pop("top_movie"))
 
         with procs.Server(var_dir) as server:
             if "queries" in parts:

@@ -1,8 +1,11 @@
 """Raw-table versions of the analytics queries, beside the materialized-view ones in
 viewing/queries.py: the same answers computed from viewing_events, to show what the aggregate
-tables save. Same parameters as the service's queries."""
+tables save. Same parameters as the service's queries (the engagement endpoints' in
+bench/sql_engagement.py)."""
 
 from viewing import queries
+
+from .sql_engagement import ENDPOINT_SQL as ENGAGEMENT_SQL
 
 # The window is a range of toDate(event_time): the prefix of viewing_events' sort key.
 POPULAR_CONTENT = """
@@ -72,4 +75,5 @@ ENDPOINT_SQL = {
     "user_stats": (queries.USER_STATS, USER_STATS),
     "trends": (queries.TRENDS, TRENDS),
     "peak_hours": (queries.PEAK_HOURS, PEAK_HOURS),
+    **ENGAGEMENT_SQL,
 }

@@ -158,29 +158,67 @@ ORDER BY user_id;
 CREATE TABLE suppressed_users ON CLUSTER analytics_cluster AS suppressed_users_local
 ENGINE = Distributed(analytics_cluster, currentDatabase(), suppressed_users_local, cityHash64(user_id));
 
-CREATE TABLE events_quarter_hourly_local ON CLUSTER analytics_cluster
+CREATE TABLE view_segments_local ON CLUSTER analytics_cluster
 (
-    quarter DateTime('UTC'),
+    movie_id UUID,
+    bucket DateTime('UTC'),
+    session_id Nullable(UUID),
+    user_id UUID,
+    first_time SimpleAggregateFunction(min, DateTime('UTC')),
+    last_time SimpleAggregateFunction(max, DateTime('UTC')),
+    low SimpleAggregateFunction(min, UInt32),
+    high SimpleAggregateFunction(max, UInt32),
     events SimpleAggregateFunction(sum, UInt64),
     starts SimpleAggregateFunction(sum, UInt64),
-    finishes SimpleAggregateFunction(sum, UInt64),
-    users AggregateFunction(uniq, UUID),
-    movies AggregateFunction(uniq, UUID)
+    finishes SimpleAggregateFunction(sum, UInt64)
 )
-ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/events_quarter_hourly_local', '{replica}')
-ORDER BY quarter
-TTL quarter + INTERVAL 365 DAY;
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/view_segments_local', '{replica}')
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (movie_id, bucket, session_id, user_id)
+TTL bucket + INTERVAL 365 DAY
+SETTINGS allow_nullable_key = 1;
 
-CREATE TABLE events_quarter_hourly ON CLUSTER analytics_cluster AS events_quarter_hourly_local
-ENGINE = Distributed(analytics_cluster, currentDatabase(), events_quarter_hourly_local);
+CREATE TABLE view_segments ON CLUSTER analytics_cluster AS view_segments_local
+ENGINE = Distributed(analytics_cluster, currentDatabase(), view_segments_local);
 
-CREATE MATERIALIZED VIEW events_quarter_hourly_mv ON CLUSTER analytics_cluster TO events_quarter_hourly_local AS
+CREATE MATERIALIZED VIEW view_segments_mv ON CLUSTER analytics_cluster TO view_segments_local AS
 SELECT
-    toStartOfFifteenMinutes(event_time) AS quarter,
+    movie_id,
+    toStartOfFifteenMinutes(event_time) AS bucket,
+    session_id,
+    user_id,
+    min(event_time) AS first_time,
+    max(event_time) AS last_time,
+    min(position_seconds) AS low,
+    max(position_seconds) AS high,
     count() AS events,
     countIf(event_type = 'start') AS starts,
-    countIf(event_type = 'finish') AS finishes,
-    uniqState(user_id) AS users,
-    uniqState(movie_id) AS movies
+    countIf(event_type = 'finish') AS finishes
 FROM viewing_events_local
-GROUP BY quarter;
+GROUP BY movie_id, bucket, session_id, user_id;
+
+CREATE TABLE recent_events_local ON CLUSTER analytics_cluster
+(
+    event_time DateTime('UTC'),
+    movie_id UUID,
+    session_id Nullable(UUID),
+    user_id UUID,
+    finish UInt8
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/recent_events_local', '{replica}')
+ORDER BY event_time
+TTL event_time + INTERVAL 2 HOUR
+SETTINGS merge_with_ttl_timeout = 600;
+
+CREATE TABLE recent_events ON CLUSTER analytics_cluster AS recent_events_local
+ENGINE = Distributed(analytics_cluster, currentDatabase(), recent_events_local);
+
+CREATE MATERIALIZED VIEW recent_events_mv ON CLUSTER analytics_cluster TO recent_events_local AS
+SELECT
+    event_time,
+    movie_id,
+    session_id,
+    user_id,
+    event_type = 'finish' AS finish
+FROM viewing_events_local
+WHERE session_id IS NOT NULL AND event_time > now() - INTERVAL 2 HOUR;

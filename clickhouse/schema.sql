@@ -137,26 +137,61 @@ CREATE TABLE suppressed_users
 ENGINE = ReplacingMergeTree
 ORDER BY user_id;
 
-CREATE TABLE events_quarter_hourly
+CREATE TABLE view_segments
 (
-    quarter DateTime('UTC'),
+    movie_id UUID,
+    bucket DateTime('UTC'),
+    session_id Nullable(UUID),
+    user_id UUID,
+    first_time SimpleAggregateFunction(min, DateTime('UTC')),
+    last_time SimpleAggregateFunction(max, DateTime('UTC')),
+    low SimpleAggregateFunction(min, UInt32),
+    high SimpleAggregateFunction(max, UInt32),
     events SimpleAggregateFunction(sum, UInt64),
     starts SimpleAggregateFunction(sum, UInt64),
-    finishes SimpleAggregateFunction(sum, UInt64),
-    users AggregateFunction(uniq, UUID),
-    movies AggregateFunction(uniq, UUID)
+    finishes SimpleAggregateFunction(sum, UInt64)
 )
 ENGINE = AggregatingMergeTree
-ORDER BY quarter
-TTL quarter + INTERVAL 365 DAY;
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (movie_id, bucket, session_id, user_id)
+TTL bucket + INTERVAL 365 DAY
+SETTINGS allow_nullable_key = 1;
 
-CREATE MATERIALIZED VIEW events_quarter_hourly_mv TO events_quarter_hourly AS
+CREATE MATERIALIZED VIEW view_segments_mv TO view_segments AS
 SELECT
-    toStartOfFifteenMinutes(event_time) AS quarter,
+    movie_id,
+    toStartOfFifteenMinutes(event_time) AS bucket,
+    session_id,
+    user_id,
+    min(event_time) AS first_time,
+    max(event_time) AS last_time,
+    min(position_seconds) AS low,
+    max(position_seconds) AS high,
     count() AS events,
     countIf(event_type = 'start') AS starts,
-    countIf(event_type = 'finish') AS finishes,
-    uniqState(user_id) AS users,
-    uniqState(movie_id) AS movies
+    countIf(event_type = 'finish') AS finishes
 FROM viewing_events
-GROUP BY quarter;
+GROUP BY movie_id, bucket, session_id, user_id;
+
+CREATE TABLE recent_events
+(
+    event_time DateTime('UTC'),
+    movie_id UUID,
+    session_id Nullable(UUID),
+    user_id UUID,
+    finish UInt8
+)
+ENGINE = MergeTree
+ORDER BY event_time
+TTL event_time + INTERVAL 2 HOUR
+SETTINGS merge_with_ttl_timeout = 600;
+
+CREATE MATERIALIZED VIEW recent_events_mv TO recent_events AS
+SELECT
+    event_time,
+    movie_id,
+    session_id,
+    user_id,
+    event_type = 'finish' AS finish
+FROM viewing_events
+WHERE session_id IS NOT NULL AND event_time > now() - INTERVAL 2 HOUR;

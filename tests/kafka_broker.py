@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -196,6 +197,49 @@ def kafka(kafka_bootstrap):
     k.create_topics()
     yield k
     k.close()
+
+
+# --- test consumers ---------------------------------------------------------------------------
+
+def consumer_config(kafka, group="g", **options):
+    """A ConsumerConfig for `kafka`'s topics: short sessions, quick retries, small batches."""
+    from viewing.kafka.config import ConsumerConfig  # the loop's modules need Django set up
+
+    options.setdefault("batch_size", 500)
+    options.setdefault("flush_interval", 0.2)
+    options.setdefault("backoff_initial", 0.1)
+    options.setdefault("backoff_max", 0.5)
+    return ConsumerConfig(
+        bootstrap_servers=kafka.bootstrap,
+        topics=kafka.topics,
+        group_id=kafka.group(group),
+        dlq_topic=kafka.dlq,
+        session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=TEST_HEARTBEAT_INTERVAL_MS,
+        **options,
+    )
+
+
+def make_loop(kafka, group="g", *, on_stored=None, **options):
+    """A StreamConsumer of `kafka`'s topics (consumer_config's options)."""
+    from viewing.kafka.loop import StreamConsumer
+
+    return StreamConsumer(consumer_config(kafka, group, **options), on_stored=on_stored)
+
+
+def run_in_thread(loop, **options):
+    """loop.run(**options) in a daemon thread; the result dict gets "stats" or "error"."""
+    result = {}
+
+    def target():
+        try:
+            result["stats"] = loop.run(**options)
+        except BaseException as e:  # surfaced by the test through result["error"]
+            result["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, result
 
 
 # --- test streams -----------------------------------------------------------------------------

@@ -87,10 +87,7 @@ READ_ACCESS_ERRORS = access_errors("read")
 PARAMETER_ERROR = OpenApiResponse(
     FIELD_ERRORS_SCHEMA,
     description="A query parameter is malformed or out of range; the body names it.",
-    examples=[
-        OpenApiExample("days out of range", {"days": ["Ensure this value is less than or equal to 365."]}),
-        OpenApiExample("unknown zone", {"tz": ['"Mars/Olympus" is not an IANA time zone name (e.g. Europe/Moscow).']}),
-    ],
+    examples=[OpenApiExample("days out of range", {"days": ["Ensure this value is less than or equal to 365."]})],
 )
 
 
@@ -220,53 +217,17 @@ health = extend_schema_view(
 
 
 # --- Analytics --------------------------------------------------------------------------------
-# An example value for each query parameter of the analytics endpoints, shown in /docs.
-PARAMETER_EXAMPLES = {
-    "tz": "Asia/Kathmandu",
-    "days": 7,
-    "from": "2026-10-01",
-    "to": "2026-10-31",
-    "limit": 10,
-    "interval": "week",
-    "compare": "previous_period",
-    "format": "csv",
-}
-WINDOW_EXAMPLE = {"from": "2026-11-24", "to": "2026-11-30", "tz": "Europe/Moscow", "period_days": 7}
-
-
-class AnalyticsAutoSchema(ListLengthAutoSchema):
-    """Gives each query parameter its example from PARAMETER_EXAMPLES (DRF fields have no
-    place for one), and the `format` parameter a description."""
-
-    def _process_override_parameters(self, direction="request"):
-        result = super()._process_override_parameters(direction)
-        for (name, location), parameter in result.items():
-            if parameter and location == OpenApiParameter.QUERY and name in PARAMETER_EXAMPLES:
-                parameter["example"] = PARAMETER_EXAMPLES[name]
-        return result
-
-    def _get_format_parameters(self):
-        parameters = super()._get_format_parameters()
-        for parameter in parameters:
-            parameter["description"] = "csv: the answer as CSV (as with `Accept: text/csv`); default json."
-            parameter["example"] = PARAMETER_EXAMPLES["format"]
-        return parameters
-
-
-def analytics(*, operation_id, summary, description, example, csv_example, path_parameters=(),
-              bad_request=PARAMETER_ERROR, extra_responses=None):
+def analytics(*, operation_id, summary, description, example, path_parameters=(), bad_request=PARAMETER_ERROR,
+              extra_responses=None):
     """The schema of an AnalyticsApi subclass (a class decorator).
 
-    Query parameters come from the view's FilterSerializer (each field's help_text, an example
-    from PARAMETER_EXAMPLES), except `path_parameters` (OpenApiParameter in the path, which the
-    FilterSerializer also validates); the 200 body is its OutputSerializer with `example`, or
-    the CSV text `csv_example`.
+    Query parameters come from the view's FilterSerializer (each field's help_text and
+    examples), except `path_parameters` (OpenApiParameter in the path, which the
+    FilterSerializer also validates); the 200 body is its OutputSerializer with `example`.
     """
 
     def decorate(view):
-        view.schema = AnalyticsAutoSchema()
         excluded = [OpenApiParameter(p.name, location=OpenApiParameter.QUERY, exclude=True) for p in path_parameters]
-        errors = {400: bad_request, **(extra_responses or {}), **READ_ACCESS_ERRORS, 503: UNAVAILABLE}
         return extend_schema_view(
             get=extend_schema(
                 operation_id=operation_id,
@@ -275,49 +236,35 @@ def analytics(*, operation_id, summary, description, example, csv_example, path_
                 description=description,
                 parameters=[view.FilterSerializer, *excluded, *path_parameters],
                 responses={
-                    (200, "application/json"): view.OutputSerializer,
-                    (200, "text/csv"): OpenApiResponse(
-                        {"type": "string"},
-                        examples=[OpenApiExample("csv", csv_example, media_type="text/csv")],
-                    ),
-                    # Errors are JSON whatever format was asked.
-                    **{(code, "application/json"): response for code, response in errors.items()},
+                    200: view.OutputSerializer,
+                    400: bad_request,
+                    **(extra_responses or {}),
+                    **READ_ACCESS_ERRORS,
+                    503: UNAVAILABLE,
                 },
-                examples=[
-                    OpenApiExample(
-                        operation_id.replace("_", " "), example, response_only=True, media_type="application/json"
-                    )
-                ],
+                examples=[OpenApiExample(operation_id.replace("_", " "), example, response_only=True)],
             )
         )(view)
 
     return decorate
 
 
-WINDOW_DESCRIPTION = (
-    " The window is `days` local dates ending today, or `from`…`to`, in the time zone `tz` (default UTC);"
-    " the answer names it in `from`, `to`, `tz` and `period_days`. `Accept: text/csv` or `?format=csv`"
-    " answers CSV."
-)
-
 content_popular = analytics(
     operation_id="content_popular",
     summary="Most started movies of the window",
     description="One item per movie with at least one start in the window, ordered by "
-    "total_views desc, unique_viewers desc, movie_id asc." + WINDOW_DESCRIPTION,
+    "total_views desc, unique_viewers desc, movie_id asc.",
     example={
         "items": [{"movie_id": MOVIE, "total_views": 1500, "unique_viewers": 800, "completion_rate": 75.5}],
-        **WINDOW_EXAMPLE,
+        "period_days": 7,
         "total_items": 1,
     },
-    csv_example=f"movie_id,total_views,unique_viewers,completion_rate\r\n{MOVIE},1500,800,75.5\r\n",
 )
 
 user_stats = analytics(
     operation_id="user_stats",
     summary="One user's viewing in the window",
-    description="A user with no events gets zeros and a null most_watched_movie_id; `days` defaults "
-    "to 30 here." + WINDOW_DESCRIPTION,
+    description="A user with no events gets zeros and a null most_watched_movie_id.",
     path_parameters=[
         OpenApiParameter("user_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The user's UUID.")
     ],
@@ -334,51 +281,34 @@ user_stats = analytics(
         "unique_movies_watched": 20,
         "total_watch_time_seconds": 108000,
         "completion_rate": 72.0,
-        **WINDOW_EXAMPLE,
         "period_days": 30,
-        "from": "2026-11-01",
         "most_watched_movie_id": MOVIE,
     },
-    csv_example="user_id,movies_started,movies_finished,unique_movies_watched,total_watch_time_seconds,"
-    "completion_rate,from,to,tz,period_days,most_watched_movie_id\r\n"
-    f"{USER},25,18,20,108000,72.0,2026-11-01,2026-11-30,Europe/Moscow,30,{MOVIE}\r\n",
 )
 
 trends = analytics(
     operation_id="trends",
-    summary="Starts, finishes, events, distinct users and movies per local hour, date, week or month",
-    description="One entry per bucket of `interval`, covering the window exactly, oldest first, "
-    "zero-filled. day: keyed `date`; hour: keyed `start`, ISO 8601 with the zone's offset (a day "
-    "whose clock goes back has 25 entries, forward 23; at most 31 dates); week (ISO, Monday first) "
-    "and month: keyed `start`, the later of the bucket's first date and `from`. "
-    "`compare=previous_period` adds `previous`, the entries of the window of as many dates ending "
-    "the date before `from`." + WINDOW_DESCRIPTION,
+    summary="Day by day: starts, finishes, events, distinct users and movies",
+    description="Exactly `days` entries, oldest first; days without events are zeros.",
     example={
-        **WINDOW_EXAMPLE,
         "period_days": 2,
-        "from": "2026-11-29",
-        "interval": "day",
         "trends": [
-            {"date": "2026-11-29", "starts": 0, "finishes": 0, "total_events": 0, "unique_users": 0,
+            {"date": "2026-11-27", "starts": 0, "finishes": 0, "total_events": 0, "unique_users": 0,
              "unique_movies": 0},
-            {"date": "2026-11-30", "starts": 10, "finishes": 7, "total_events": 40, "unique_users": 9,
+            {"date": "2026-11-28", "starts": 10, "finishes": 7, "total_events": 40, "unique_users": 9,
              "unique_movies": 5},
         ],
     },
-    csv_example="date,starts,finishes,total_events,unique_users,unique_movies\r\n"
-    "2026-11-29,0,0,0,0,0\r\n2026-11-30,10,7,40,9,5\r\n",
 )
 
 peak_hours = analytics(
     operation_id="peak_hours",
-    summary="Events and distinct users per local hour of day",
-    description="All 24 local hours ascending, zero-filled; peak_hour has the most events (ties: "
-    "the earliest), null when there are none. On a day whose clock goes back both passes through "
-    "the repeated hour count in that hour; a skipped hour has no events." + WINDOW_DESCRIPTION,
+    summary="Events and distinct users per UTC hour of day",
+    description="All 24 hours ascending, zero-filled; peak_hour has the most events (ties: "
+    "the earliest), null when there are none.",
     example={
-        **WINDOW_EXAMPLE,
+        "period_days": 7,
         "peak_hour": 21,
         "peak_hours": [{"hour": h, "events_count": 40 if h == 21 else 12, "unique_users": 7} for h in range(24)],
     },
-    csv_example="hour,events_count,unique_users\r\n0,12,7\r\n1,12,7\r\n",
 )

@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import views
+from . import views, views_engagement
 
 urlpatterns = [
     path("health", views.HealthApi.as_view(), name="health"),
@@ -13,6 +13,14 @@ urlpatterns = [
     path("api/v1/analytics/user/<str:user_id>/stats", views.UserStatsApi.as_view(), name="user-stats"),
     path("api/v1/analytics/trends", views.TrendsApi.as_view(), name="trends"),
     path("api/v1/analytics/peak-hours", views.PeakHoursApi.as_view(), name="peak-hours"),
+    path("api/v1/analytics/summary", views_engagement.SummaryApi.as_view(), name="summary"),
+    path(
+        "api/v1/analytics/content/<str:movie_id>/retention",
+        views_engagement.RetentionApi.as_view(),
+        name="content-retention",
+    ),
+    path("api/v1/analytics/concurrency", views_engagement.ConcurrencyApi.as_view(), name="concurrency"),
+    path("api/v1/analytics/realtime", views_engagement.RealtimeApi.as_view(), name="realtime"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -12,9 +12,8 @@ from django.db import connections
 from prometheus_client import REGISTRY
 
 from tests.conftest import query
-from tests.kafka_broker import TEST_HEARTBEAT_INTERVAL_MS, TEST_SESSION_TIMEOUT_MS, event
+from tests.kafka_broker import event, make_loop
 from viewing.generator import event_batches
-from viewing.kafka.loop import StreamConsumer
 from viewing.services import events_store
 from viewing.suppression import suppressed_among, user_suppress
 
@@ -98,11 +97,7 @@ def test_kafka_commits_a_suppressed_users_messages_without_storing_them(ch, kafk
         kafka.produce(kafka.topic("start"), event(rng, users=[erased if i % 3 else kept]))
     kafka.flush()
     before = metric("analytics_events_suppressed_total", "kafka")
-    stats = StreamConsumer(
-        bootstrap_servers=kafka.bootstrap, topics=kafka.topics, group_id=kafka.group(), dlq_topic=kafka.dlq,
-        session_timeout_ms=TEST_SESSION_TIMEOUT_MS, heartbeat_interval_ms=TEST_HEARTBEAT_INTERVAL_MS,
-        batch_size=500, flush_interval=0.2,
-    ).run(exit_on_idle=1)
+    stats = make_loop(kafka, batch_size=500, flush_interval=0.2).run(exit_on_idle=1)
     assert stats["consumed"] == 30 and stats["dead_lettered"] == 0
     assert users_stored() == {kept: 10}
     assert metric("analytics_events_suppressed_total", "kafka") - before == 20

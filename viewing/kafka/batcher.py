@@ -2,7 +2,9 @@
 when a batch is due (size or age). Pure bookkeeping; the loop does the I/O."""
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -24,19 +26,19 @@ class Batch:
     """What one flush stores: rows, dead letters, and per (topic, partition) the offset to
     commit (last offset covered + 1)."""
 
-    rows: list = field(default_factory=list)
-    dead_letters: list = field(default_factory=list)
-    offsets: dict = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     started: float | None = None  # monotonic time of the first message
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.rows) + len(self.dead_letters)
 
 
 class Batcher:
     """Collects messages until `size` of them or `interval` seconds since the first one."""
 
-    def __init__(self, *, size, interval, clock=time.monotonic):
+    def __init__(self, *, size: int, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         if size < 1 or interval <= 0:
             raise ValueError("batch size must be >= 1 and flush interval > 0")
         self.size = size
@@ -44,50 +46,50 @@ class Batcher:
         self.clock = clock
         self.batch = Batch()
 
-    def _note(self, topic, partition, offset):
+    def _note(self, topic: str, partition: int, offset: int) -> None:
         if self.batch.started is None:
             self.batch.started = self.clock()
         key = (topic, partition)
         # Offsets of one partition arrive in order; max() keeps a re-fetch after a seek safe.
         self.batch.offsets[key] = max(self.batch.offsets.get(key, 0), offset + 1)
 
-    def add(self, row, *, topic, partition, offset):
+    def add(self, row: dict[str, Any], *, topic: str, partition: int, offset: int) -> None:
         self.batch.rows.append(row)
         self._note(topic, partition, offset)
 
-    def add_dead_letter(self, letter):
+    def add_dead_letter(self, letter: DeadLetter) -> None:
         self.batch.dead_letters.append(letter)
         self._note(letter.topic, letter.partition, letter.offset)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.batch)
 
     @property
-    def full(self):
+    def full(self) -> bool:
         return len(self.batch) >= self.size
 
-    def room(self):
+    def room(self) -> int:
         """How many more messages fit before the batch is full."""
         return max(0, self.size - len(self.batch))
 
-    def due(self):
+    def due(self) -> bool:
         """Whether the batch should be flushed now (full, or old enough)."""
         if not len(self.batch):
             return False
         return self.full or self.clock() - self.batch.started >= self.interval
 
-    def time_left(self):
+    def time_left(self) -> float | None:
         """Seconds until the age trigger fires (None when empty)."""
         if self.batch.started is None:
             return None
         return max(0.0, self.interval - (self.clock() - self.batch.started))
 
-    def take(self):
+    def take(self) -> Batch:
         """The current batch, leaving an empty one."""
         batch, self.batch = self.batch, Batch()
         return batch
 
-    def clear(self):
+    def clear(self) -> None:
         """Forget the buffered batch: after a rebalance its partitions are read again from
         the committed offsets (by whichever consumer owns them now)."""
         self.batch = Batch()

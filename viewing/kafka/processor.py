@@ -1,14 +1,20 @@
 """The pure message processor: one Kafka record's bytes and coordinates in, a storable event
-row out (or MessageInvalid with every error). No I/O: unit-tested without a broker."""
+row out (or MessageInvalid with every error); and the processing step that feeds a poll's
+records to the batcher. No I/O: unit-tested without a broker."""
 
 import functools
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
 from viewing.events import EVENT_TYPES, EventInvalid, normalize_event
+
+from .batcher import Batcher, DeadLetter
+from .dlq import PoisonPolicy
 
 # Namespace of the ids derived for messages without `event_id`: uuid5(KAFKA_EVENT_NAMESPACE,
 # f"{topic}:{partition}:{offset}"). Fixed forever: a replayed message must get the same id,
@@ -28,13 +34,13 @@ _LONG_NUMBER = b"0" * 19
 class MessageInvalid(ValueError):
     """A record that cannot become an event; `errors` maps each field to its messages."""
 
-    def __init__(self, errors):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
 
 
 @functools.lru_cache(maxsize=1024)
-def topic_event_type(topic):
+def topic_event_type(topic: str) -> str:
     """The event-type spelling a topic stands for: its whole name (`stream.start`) or its end
     after a `.`, `_` or `-` (`staging.stream.start`), so environment prefixes keep working.
     Unknown topics give their own name back, which the event rules then reject by name."""
@@ -46,12 +52,12 @@ def topic_event_type(topic):
     return topic
 
 
-def derived_event_id(topic, partition, offset):
+def derived_event_id(topic: str, partition: int, offset: int) -> uuid.UUID:
     """The id of a message that carries no `event_id` (stable across replays)."""
     return uuid.uuid5(KAFKA_EVENT_NAMESPACE, f"{topic}:{partition}:{offset}")
 
 
-def parse_json(value):
+def parse_json(value: bytes) -> Any:
     """The JSON document of a message value (bytes), or MessageInvalid."""
     if _LONG_NUMBER not in value.translate(_DIGITS_TO_ZERO):
         try:
@@ -67,7 +73,8 @@ def parse_json(value):
         raise MessageInvalid({"non_field_errors": [f"Not valid JSON: {e}."]}) from None
 
 
-def process_message(value, *, topic, partition, offset, timestamp_ms, now, retention_days=365):
+def process_message(value: bytes | None, *, topic: str, partition: int, offset: int, timestamp_ms: int | None,
+                    now: datetime, retention_days: int = 365) -> dict[str, Any]:
     """The event row (queries.EVENT_COLUMNS but created_at) of one record, or MessageInvalid.
 
     `action` decides the type, the topic (topic_event_type) when it is absent; the record's timestamp is the
@@ -95,3 +102,27 @@ def process_message(value, *, topic, partition, offset, timestamp_ms, now, reten
         )
     except EventInvalid as e:
         raise MessageInvalid(e.errors) from None
+
+
+def process_records(records: Mapping[object, list], *, batcher: Batcher, poison: PoisonPolicy, now: datetime,
+                    retention_days: int = 365) -> int:
+    """Each record of a poll (kafka-python's {partition: [ConsumerRecord]}) as a row or a dead
+    letter in `batcher`; stops early when `poison` says the limit is reached. Returns how many
+    records were taken (the rest are read again after the stop, uncommitted)."""
+    count = 0
+    for messages in records.values():
+        for m in messages:
+            count += 1
+            try:
+                row = process_message(m.value, topic=m.topic, partition=m.partition, offset=m.offset,
+                                      timestamp_ms=m.timestamp, now=now, retention_days=retention_days)
+            except MessageInvalid as e:
+                batcher.add_dead_letter(DeadLetter(m.topic, m.partition, m.offset, m.timestamp,
+                                                   m.key, m.value, e.errors))
+                poison.invalid()
+                if poison.exceeded:
+                    return count
+            else:
+                batcher.add(row, topic=m.topic, partition=m.partition, offset=m.offset)
+                poison.valid()
+    return count

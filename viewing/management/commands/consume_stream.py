@@ -4,7 +4,9 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
-from viewing.kafka.loop import ConsumerError, StreamConsumer
+from viewing.kafka.config import ConsumerConfig
+from viewing.kafka.errors import ConsumerError
+from viewing.kafka.loop import StreamConsumer
 
 
 class Command(BaseCommand):
@@ -30,7 +32,7 @@ class Command(BaseCommand):
             if value is not None and value < 1:
                 raise CommandError(f"{name} must be at least 1.")
         try:
-            loop = StreamConsumer.from_settings(batch_size=batch_size, flush_interval=flush_interval)
+            loop = StreamConsumer(ConsumerConfig.from_settings(batch_size=batch_size, flush_interval=flush_interval))
             loop.check()
         except ConsumerError as e:  # a busy embedded data directory is one, with its message
             raise CommandError(str(e)) from e

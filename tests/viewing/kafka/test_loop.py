@@ -1,9 +1,8 @@
 """The consumer loop against a real broker (Tansu, or KAFKA_BOOTSTRAP_SERVERS) and the test
-ClickHouse: types, dead letters, ClickHouse outages, rebalances and replays."""
+ClickHouse: types, every aggregate exactly once, ClickHouse outages, two members, replays,
+--max-messages. Dead letters: test_dlq.py; rebalances: test_rebalance.py."""
 
-import json
 import random
-import threading
 import uuid
 
 import pytest
@@ -11,36 +10,18 @@ from prometheus_client import REGISTRY
 
 from tests.conftest import query
 from tests.kafka_broker import (
-    TEST_HEARTBEAT_INTERVAL_MS,
-    TEST_SESSION_TIMEOUT_MS,
-    TYPES,
     event,
     expected_analytics,
+    make_loop,
     produce_stream,
+    run_in_thread,
     stored_analytics,
     wait_until,
 )
 from viewing.events import EVENT_TYPES
-from viewing.kafka.loop import PoisonFlood, StreamConsumer
 from viewing.kafka.processor import derived_event_id
 
 pytestmark = [pytest.mark.kafka]
-
-
-def make_loop(kafka, group="g", **options):
-    options.setdefault("batch_size", 500)
-    options.setdefault("flush_interval", 0.2)
-    return StreamConsumer(
-        bootstrap_servers=kafka.bootstrap,
-        topics=kafka.topics,
-        group_id=kafka.group(group),
-        dlq_topic=kafka.dlq,
-        session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
-        heartbeat_interval_ms=TEST_HEARTBEAT_INTERVAL_MS,
-        backoff_initial=0.1,
-        backoff_max=0.5,
-        **options,
-    )
 
 
 def stored_types():
@@ -73,20 +54,6 @@ def test_each_action_spelling_and_the_topic_fallback(ch, kafka):
     assert kafka.committed(kafka.group()) == kafka.produced_offsets()
 
 
-def run_in_thread(loop, **options):
-    result = {}
-
-    def target():
-        try:
-            result["stats"] = loop.run(**options)
-        except BaseException as e:  # surfaced by the test through result["error"]
-            result["error"] = e
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, result
-
-
 def analytics():
     return stored_analytics(query)
 
@@ -105,70 +72,6 @@ def test_stored_events_feed_every_aggregate_exactly_once(ch, kafka):
     assert stats["stored"] == len(facts)
     assert stats["duplicates"] == stats["consumed"] - len(facts) > 0  # the re-sent ones
     assert kafka.committed(kafka.group()) == kafka.produced_offsets()
-
-
-INVALID = [
-    # (value, the field its error names)
-    (None, "non_field_errors"),
-    (b"\xff not utf-8", "non_field_errors"),
-    (b"{not json", "non_field_errors"),
-    (b'"a string"', "non_field_errors"),
-    ({"user_id": "nope"}, "user_id"),
-    ({"movie_id": "nope"}, "movie_id"),
-    ({"action": "rewind"}, "action"),
-    ({"position_seconds": -5}, "position_seconds"),
-    ({"timestamp": "2020-01-01T00:00:00Z"}, "timestamp"),
-    ({"timestamp": "2999-01-01T00:00:00Z"}, "timestamp"),
-    ({"metadata": "text"}, "metadata"),
-    ({"event_id": "123"}, "event_id"),
-    ({"session_id": "nope"}, "session_id"),
-]
-
-
-def test_each_kind_of_invalid_message_goes_to_the_dead_letter_topic_with_its_error(ch, kafka):
-    rng = random.Random(11)
-    sent = []
-    for i, (change, field) in enumerate(INVALID):
-        if isinstance(change, dict):
-            value = json.dumps({**event(rng, action="start"), **change}).encode()
-        else:
-            value = change
-        topic = kafka.topic(TYPES[i % 3])
-        sent.append((kafka.produce(topic, value, key=f"k{i}".encode()), value, field))
-        kafka.produce(topic, event(rng))  # valid neighbours keep flowing
-    kafka.flush()
-
-    stats = make_loop(kafka).run(exit_on_idle=1)
-
-    assert stats["dead_lettered"] == len(INVALID)
-    assert stats["stored"] == len(INVALID)
-    letters = kafka.read(kafka.dlq, len(INVALID))
-    by_source = {}
-    for letter in letters:
-        headers = {k: v.decode() for k, v in letter.headers}
-        by_source[(headers["dlq.topic"], int(headers["dlq.partition"]), int(headers["dlq.offset"]))] = (
-            letter, json.loads(headers["dlq.error"]))
-    for future, value, field in sent:
-        meta = future.get(timeout=10)
-        letter, error = by_source[(meta.topic, meta.partition, meta.offset)]
-        assert letter.value == value  # the original bytes, untouched
-        assert letter.key == f"k{sent.index((future, value, field))}".encode()
-        assert field in error and error[field]
-    # Dead-lettered messages count as handled: their offsets are committed too.
-    assert kafka.committed(kafka.group()) == kafka.produced_offsets()
-
-
-def test_a_flood_of_invalid_messages_stops_the_loop_instead_of_dead_lettering_the_topic(ch, kafka):
-    topic = kafka.topic("start")
-    for i in range(50):
-        kafka.produce(topic, b"garbage %d" % i, partition=0)
-    kafka.flush()
-
-    with pytest.raises(PoisonFlood, match="last 20 messages were all invalid"):
-        make_loop(kafka, poison_limit=20).run(exit_on_idle=1)
-
-    assert len(kafka.read(kafka.dlq, 20)) == 20
-    assert kafka.committed(kafka.group()) == {(topic, 0): 20}  # the other 30 stay unread
 
 
 @pytest.mark.slow
@@ -241,29 +144,4 @@ def test_max_messages_stops_after_exactly_that_many_with_them_committed(ch, kafk
     rest = make_loop(kafka).run(exit_on_idle=1)  # the same group goes on from there
 
     assert rest["consumed"] == len(sent) - 15
-    assert analytics() == expected_analytics(facts)
-
-
-@pytest.mark.slow
-def test_a_rebalance_stores_and_commits_the_buffered_batch_before_partitions_move(ch, kafka):
-    # The first consumer would hold its batch for a minute; only the rebalance listener can
-    # store and commit it when a second member joins.
-    first = make_loop(kafka, batch_size=10000, flush_interval=60)
-    first_run = run_in_thread(first, exit_on_idle=2)
-    wait_until(lambda: len(first.stats.assignment) == 9, 30, "the first consumer to own every partition")
-    facts, sent = produce_stream(kafka, random.Random(17), 200)
-    wait_until(lambda: first.stats.consumed == len(sent), 30, "the first consumer to read everything")
-    assert first.stats.stored == 0 and kafka.committed(kafka.group()) == {}
-
-    second = make_loop(kafka)
-    second_run = run_in_thread(second, exit_on_idle=2)
-    wait_until(lambda: second.stats.assignment, 30, "the second consumer to get partitions")
-    assert first.stats.stored == len(facts)  # stored by the listener, not by a flush trigger
-    assert kafka.committed(kafka.group()) == kafka.produced_offsets()
-
-    for thread, result in (first_run, second_run):
-        thread.join(60)
-        assert not thread.is_alive() and "error" not in result
-    # Nothing the first consumer had buffered was read again by the second.
-    assert first.stats.consumed + second.stats.consumed == len(sent)
     assert analytics() == expected_analytics(facts)

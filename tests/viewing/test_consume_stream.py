@@ -35,6 +35,7 @@ PYTHON = sys.executable
 CRASH_AFTER_THIRD_INSERT = """
 import os, signal, django
 django.setup()
+from viewing.kafka.config import ConsumerConfig
 from viewing.kafka.loop import StreamConsumer
 stored = 0
 def crash(batch):
@@ -42,7 +43,7 @@ def crash(batch):
     stored += 1
     if stored == 3:
         os.kill(os.getpid(), signal.SIGKILL)
-StreamConsumer.from_settings(batch_size=100, flush_interval=60, on_stored=crash).run(exit_on_idle=20)
+StreamConsumer(ConsumerConfig.from_settings(batch_size=100, flush_interval=60), on_stored=crash).run(exit_on_idle=20)
 """
 
 READ_ANALYTICS = """

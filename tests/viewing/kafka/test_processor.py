@@ -184,3 +184,27 @@ def test_integers_beyond_64_bits_stay_integers(number):
     with pytest.raises(MessageInvalid) as e:
         process(message(position_seconds=number))
     assert e.value.errors == {"position_seconds": ["Must be between 0 and 4294967295."]}
+
+
+def test_process_records_batches_rows_and_dead_letters_and_stops_at_the_poison_limit():
+    from types import SimpleNamespace
+
+    from viewing.kafka.batcher import Batcher
+    from viewing.kafka.dlq import PoisonPolicy
+    from viewing.kafka.processor import process_records
+
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    good = json.dumps({"user_id": str(uuid.uuid4()), "movie_id": str(uuid.uuid4()), "action": "start",
+                       "timestamp": "2026-11-27T11:00:00Z"}).encode()
+
+    def record(offset, value):
+        return SimpleNamespace(topic="stream.start", partition=0, offset=offset, timestamp=0, key=None, value=value)
+
+    values = [good, b"bad", good, b"bad", b"bad", b"bad", good]
+    batcher = Batcher(size=100, interval=1)
+    policy = PoisonPolicy(limit=3, dlq_topic="dlq")
+    taken = process_records({"tp": [record(i, v) for i, v in enumerate(values)]}, batcher=batcher, poison=policy,
+                            now=now)
+    assert taken == 6 and policy.exceeded  # the seventh is left for after the stop
+    assert len(batcher.batch.rows) == 2 and [d.offset for d in batcher.batch.dead_letters] == [1, 3, 4, 5]
+    assert batcher.batch.offsets == {("stream.start", 0): 6}

@@ -1,0 +1,60 @@
+"""Rebalances against a real broker: the listener stores and commits the buffered batch
+before partitions move, through the loop's public hooks, and closes the database connection
+its store opened on kafka-python's IO thread."""
+
+import random
+import threading
+
+import pytest
+from django.db import connections
+
+from tests.conftest import query
+from tests.kafka_broker import (
+    expected_analytics,
+    make_loop,
+    produce_stream,
+    run_in_thread,
+    stored_analytics,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.kafka]
+
+
+def analytics():
+    return stored_analytics(query)
+
+
+@pytest.mark.slow
+def test_a_rebalance_stores_and_commits_the_buffered_batch_before_partitions_move(ch, kafka):
+    # The first consumer would hold its batch for a minute; only the rebalance listener can
+    # store and commit it when a second member joins.
+    stores = []  # (thread, its ClickHouse connection wrapper) of each store of the first loop
+
+    def note_store(batch):
+        stores.append((threading.current_thread(), connections["clickhouse"]))
+
+    first = make_loop(kafka, batch_size=10000, flush_interval=60, on_stored=note_store)
+    first_run = run_in_thread(first, exit_on_idle=2)
+    wait_until(lambda: len(first.stats.assignment) == 9, 30, "the first consumer to own every partition")
+    facts, sent = produce_stream(kafka, random.Random(17), 200)
+    wait_until(lambda: first.stats.consumed == len(sent), 30, "the first consumer to read everything")
+    assert first.stats.stored == 0 and kafka.committed(kafka.group()) == {}
+
+    second = make_loop(kafka)
+    second_run = run_in_thread(second, exit_on_idle=2)
+    wait_until(lambda: second.stats.assignment, 30, "the second consumer to get partitions")
+    assert first.stats.stored == len(facts)  # stored by the listener, not by a flush trigger
+    assert kafka.committed(kafka.group()) == kafka.produced_offsets()
+    # That store ran on kafka-python's IO thread, not the loop's, and the connection it
+    # opened there is closed again.
+    (store_thread, store_connection), = stores
+    assert store_thread is not first_run[0]
+    assert store_connection.connection is None
+
+    for thread, result in (first_run, second_run):
+        thread.join(60)
+        assert not thread.is_alive() and "error" not in result
+    # Nothing the first consumer had buffered was read again by the second.
+    assert first.stats.consumed + second.stats.consumed == len(sent)
+    assert analytics() == expected_analytics(facts)
