@@ -20,18 +20,23 @@ class RequestLogMiddleware:
         # The route pattern, not the path: one series per endpoint, not one per user id.
         route = match.route if match else "unmatched"
         metrics.REQUEST_SECONDS.labels(route, request.method, response.status_code).observe(seconds)
+        # DRF puts the authenticated key on the request it wraps: which client asked, by the
+        # key's public prefix (never the key).
+        key = getattr(getattr(request, "auth", None), "prefix", None)
         log.info(
-            "%s %s %s %.1fms",
+            "%s %s %s %.1fms key=%s",
             request.method,
             request.path,
             response.status_code,
             seconds * 1000,
+            key or "-",
             extra={
                 "method": request.method,
                 "path": request.path,
                 "route": route,
                 "status": response.status_code,
                 "duration_ms": round(seconds * 1000, 2),
+                "key_prefix": key,
             },
         )
         return response

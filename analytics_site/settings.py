@@ -89,7 +89,8 @@ WSGI_APPLICATION = "analytics_site.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Overrides of third-party templates (ReDoc's page without its Google Fonts links).
+        "DIRS": [BASE_DIR / "analytics_site" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -222,6 +223,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Swagger UI would fetch a validity badge from validator.swagger.io; nothing leaves the service.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # /api/schema/, /docs, /redoc: open with DEBUG on, else a key or a staff session.
     "SERVE_PERMISSIONS": ["analytics_site.access.permissions.DocsAccess"],
 }
@@ -247,10 +250,20 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "analytics_site.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "stream": sys.stderr}},
+    "filters": {"without_traceback": {"()": "analytics_site.logging.WithoutTraceback"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "stream": sys.stderr},
+        "console_short": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "stream": sys.stderr,
+                          "filters": ["without_traceback"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    # kafka-python logs every connection and join at INFO; the consumer loop logs what matters.
     "loggers": {
+        # One line per request comes from analytics_site.middleware. Django's own line for a
+        # 4xx ("Not Found: …", a PermissionDenied with its traceback) would repeat it; its
+        # 5xx reports (with the traceback of an unexpected error) stay.
+        "django.request": {"level": "ERROR"},
+        # A refused Host header or a suspicious request: Django's one line, without a traceback.
+        "django.security": {"handlers": ["console_short"], "propagate": False},
         # The driver logs each failed connection with a traceback; the service reports the
         # failure itself (503 and one log line, or one line from manage.py).
         "clickhouse_driver": {"level": "ERROR"},

@@ -6,11 +6,27 @@
   const $ = (id) => document.getElementById(id);
   const fmt = (n) => Number(n).toLocaleString("en-US");
 
+  // An API error as sentences: {"detail": "…"} as it is, field errors as "User id: Must be a
+  // valid UUID." (the API names the parameter; the page shows it readably, never raw JSON).
+  function errorText(body, status) {
+    if (body && typeof body.detail === "string") return body.detail;
+    if (body && typeof body === "object" && !Array.isArray(body)) {
+      const sentences = Object.entries(body).map(([field, messages]) => {
+        const text = [].concat(messages).map(String).join(" ");
+        if (field === "non_field_errors") return text;
+        const name = field.replace(/_/g, " ");
+        return name.charAt(0).toUpperCase() + name.slice(1) + ": " + text;
+      });
+      if (sentences.length) return sentences.join(" ");
+    }
+    return "The server answered " + status + ".";
+  }
+
   async function get(path) {
     const response = await fetch(API + path, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    const body = await response.json().catch(() => ({}));
+    const body = await response.json().catch(() => null);
     if (!response.ok) {
-      throw new Error(body.detail || JSON.stringify(body) || response.statusText);
+      throw new Error(errorText(body, response.status));
     }
     return body;
   }
