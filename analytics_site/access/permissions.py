@@ -30,7 +30,7 @@ def log_access_mode():
     if is_open:
         log.warning(
             "API access is OPEN: DJANGO_DEBUG is on and no API key exists, so every API request "
-            "is served without a key. Create one (python manage.py create_api_key --name NAME "
+            "is served without a key. Create one (.venv/bin/python manage.py create_api_key --name NAME "
             "--scope ingest --scope read) or turn DJANGO_DEBUG off to require keys."
         )
     else:

@@ -87,7 +87,9 @@ class ConsumerThread:
                     return
                 self.state, self.last_error = "backing off", str(e)
                 delay = self.backoff.failed()
-                log.warning("Kafka consumer not running: %s. Retrying in %.0f s.", e, delay)
+                # One line per attempt, and attempts are a doubling back-off apart.
+                log.warning("Kafka consumer not running: %s. Retrying in %.0f s "
+                            "(ENABLE_KAFKA=false runs the server without the consumer thread).", e, delay)
             finally:
                 if self.loop is not None:
                     self._last_flush = self.loop.stats.last_flush or self._last_flush
