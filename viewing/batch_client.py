@@ -77,5 +77,5 @@ def _summary(body: bytes) -> str:
     except ValueError:
         return text[:200]
     if isinstance(data, dict) and "detail" in data:
-        return str(data["detail"])
+        return f"{data['detail']} ({data['cause']})" if "cause" in data else str(data["detail"])
     return text[:200]

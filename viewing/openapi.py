@@ -17,7 +17,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 
-from analytics_site.exceptions import PayloadTooLarge, StorageUnavailable
+from analytics_site.exceptions import PayloadTooLarge, StorageFull, StorageUnavailable, StoreFailed
 
 from .serializers import (
     BatchAcceptedSerializer,
@@ -79,7 +79,29 @@ def access_errors(scope):
     }
 
 
-UNAVAILABLE = error("ClickHouse cannot be queried.", StorageUnavailable.default_detail)
+STORAGE_ERROR_SCHEMA = {
+    "type": "object",
+    "description": "ClickHouse failed: `cause` is ClickHouse's name of the error (its message is logged).",
+    "properties": {"detail": {"type": "string"}, "cause": {"type": "string"}},
+    "required": ["detail", "cause"],
+}
+
+
+def storage_error(description, detail, cause):
+    return OpenApiResponse(STORAGE_ERROR_SCHEMA, description=description,
+                           examples=[OpenApiExample(cause, {"detail": detail, "cause": cause})])
+
+
+UNAVAILABLE = storage_error("ClickHouse cannot be queried.", StorageUnavailable.default_detail, "NETWORK_ERROR")
+# A write answers 503/507 only when nothing of the request was acknowledged.
+STORE_FAILED = storage_error(
+    "ClickHouse failed to store the events (unreachable, memory limit, too many parts, ...); nothing of "
+    "the request is acknowledged: send it again.", StoreFailed.default_detail, "TOO_MANY_PARTS",
+)
+STORAGE_FULL = storage_error(
+    "ClickHouse has no disk space left; nothing of the request is acknowledged: send it again later.",
+    StorageFull.default_detail, "NOT_ENOUGH_SPACE",
+)
 TOO_LARGE = error("The body is larger than 10 MiB.", PayloadTooLarge.default_detail)
 UNSUPPORTED = error("The body is not application/json.", 'Unsupported media type "text/plain" in request.')
 INGEST_ACCESS_ERRORS = access_errors("ingest")
@@ -142,7 +164,8 @@ event_create = extend_schema_view(
             413: TOO_LARGE,
             415: UNSUPPORTED,
             **INGEST_ACCESS_ERRORS,
-            503: UNAVAILABLE,
+            503: STORE_FAILED,
+            507: STORAGE_FULL,
         },
         examples=[
             OpenApiExample(
@@ -177,7 +200,8 @@ event_batch = extend_schema_view(
             413: TOO_LARGE,
             415: UNSUPPORTED,
             **INGEST_ACCESS_ERRORS,
-            503: UNAVAILABLE,
+            503: STORE_FAILED,
+            507: STORAGE_FULL,
         },
         examples=[
             OpenApiExample(

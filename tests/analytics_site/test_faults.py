@@ -15,11 +15,15 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
+from io import StringIO
 
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connections
 
+from analytics_site.exceptions import StorageUnavailable, StoreFailed
 from tests.conftest import query
 
 BASE = "/api/v1/analytics"
@@ -53,13 +57,16 @@ def test_clickhouse_lost_is_a_json_503_and_everything_recovers_by_itself(ch, cli
     assert client.post(f"{BASE}/events", event(), content_type="application/json").status_code == 201
     detached = detach_tables()
     try:
-        answers = [client.post(f"{BASE}/events", event(), content_type="application/json"),
-                   client.post(f"{BASE}/events/batch", [event()], content_type="application/json")]
-        answers += [client.get(path) for path in READS]
-        for response in answers:
+        writes = [client.post(f"{BASE}/events", event(), content_type="application/json"),
+                  client.post(f"{BASE}/events/batch", [event()], content_type="application/json")]
+        reads = [client.get(path) for path in READS]
+        for response in writes + reads:
             assert response.status_code == 503, response.content
-            assert response.json() == {"detail": "The analytics storage (ClickHouse) is unavailable; try again."}
             assert "Traceback" not in response.content.decode()
+        for response in writes:
+            assert response.json() == {"detail": StoreFailed.default_detail, "cause": "UNKNOWN_TABLE"}
+        for response in reads:
+            assert response.json() == {"detail": StorageUnavailable.default_detail, "cause": "UNKNOWN_TABLE"}
         ready = client.get("/ready")
         assert ready.status_code == 503 and ready.json()["status"] == "not ready"
         assert ready.json()["migrations"] != "ok"  # its tables are gone: "25 pending"
@@ -71,7 +78,9 @@ def test_clickhouse_lost_is_a_json_503_and_everything_recovers_by_itself(ch, cli
     assert client.post(f"{BASE}/events/batch", [event()], content_type="application/json").status_code == 201
     assert all(client.get(path).status_code == 200 for path in READS)
     assert query("SELECT count() FROM viewing_events") == [(3,)]
-    assert "ClickHouse query failed" in caplog.text  # the cause is logged, not sent
+    # The message is logged, not sent (it may quote data); the error's name is sent.
+    assert "ClickHouse write failed (UNKNOWN_TABLE)" in caplog.text
+    assert "ClickHouse query failed (UNKNOWN_TABLE)" in caplog.text
 
 
 @pytest.mark.embedded
@@ -91,6 +100,8 @@ def test_every_query_carries_the_timeout_and_the_engine_enforces_it(ch):
 SERVER_MODE = """
 import json, sys, time, django
 django.setup()
+from django.core.management import call_command
+call_command("migrate", database="default", verbosity=0)  # Django's own tables (API keys): SQLite
 from django.test import Client
 client, out = Client(), []
 for method, path in [("get", "/api/v1/analytics/trends"), ("post", "/api/v1/analytics/events"),
@@ -135,7 +146,8 @@ def test_server_refusing_connections_is_503_at_once(tmp_path):
         assert status == 503, (path, body)
         assert seconds < 3, (path, seconds)
         if path.startswith("/api/"):
-            assert body == {"detail": "The analytics storage (ClickHouse) is unavailable; try again."}
+            assert body in ({"detail": StorageUnavailable.default_detail, "cause": "NETWORK_ERROR"},
+                            {"detail": StoreFailed.default_detail, "cause": "NETWORK_ERROR"}), (path, body)
         else:
             assert body["clickhouse"] != "ok"
 
@@ -150,3 +162,35 @@ def test_server_that_never_answers_is_503_within_the_timeouts(tmp_path):
         assert status == 503, (path, body)
         # connect (1 s) + one read (CLICKHOUSE_QUERY_TIMEOUT 2 s), with room for a slow machine
         assert seconds < 6, (path, seconds)
+
+
+# --- Insert faults: what is acknowledged is stored, the rest is refused --------------------------
+
+@contextmanager
+def constraint(table, check):
+    """A CHECK constraint on `table` for the duration: every insert it refuses fails, as a
+    server's would, with VIOLATED_CONSTRAINT."""
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT fault CHECK {check}")
+    try:
+        yield
+    finally:
+        with connections["clickhouse"].cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT fault")
+
+
+@pytest.mark.embedded
+def test_a_refused_insert_is_a_json_503_naming_the_cause_and_stores_nothing(ch, client):
+    with constraint("viewing_events", "event_type != 'start'"):
+        single = client.post(f"{BASE}/events", event(), content_type="application/json")
+        batch = client.post(f"{BASE}/events/batch", [event(), event()], content_type="application/json")
+        for response in (single, batch):
+            assert response.status_code == 503, response.content
+            assert response.json() == {"detail": StoreFailed.default_detail, "cause": "VIOLATED_CONSTRAINT"}
+        assert query("SELECT count() FROM viewing_events") == [(0,)]
+        with pytest.raises(CommandError) as e:
+            call_command("generate_events", events=100, days=2, batch_size=40, stdout=StringIO(), stderr=StringIO())
+        message = str(e.value)
+        assert message.startswith("Storing events failed (VIOLATED_CONSTRAINT) after 0 new events were stored: ")
+        assert "\n" not in message
+    assert query("SELECT count() FROM viewing_events") == [(0,)]

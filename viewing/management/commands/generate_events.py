@@ -6,10 +6,11 @@ import time
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connections
+from django.db import DatabaseError, connections
 from tqdm import tqdm
 
 from analytics_site.chdb_backend.engine import EngineLocked
+from analytics_site.exceptions import database_error_summary, storage_error_cause
 from viewing.batch_client import BatchClient, ServerError
 from viewing.generator import event_batches
 from viewing.services import events_store
@@ -89,10 +90,18 @@ class Command(BaseCommand):
     def store_locally(self, batches, events, database):
         started = time.monotonic()
         stored = 0
-        with self._progress(events) as bar:
-            for batch in batches:
-                stored += events_store(events=batch, path="generator", using=database)
-                bar.update(len(batch))
+        try:
+            with self._progress(events) as bar:
+                for batch in batches:
+                    stored += events_store(events=batch, path="generator", using=database)
+                    bar.update(len(batch))
+        except DatabaseError as e:
+            # One line, exit status 1: the cause and how far it got. The failed batch is not
+            # stored; re-running with the same --seed stores only what is missing.
+            raise CommandError(
+                f"Storing events failed ({storage_error_cause(e)[1]}) after {stored} new events "
+                f"were stored: {database_error_summary(e)}"
+            ) from None
         seconds = time.monotonic() - started
         if self.verbose:
             self.stdout.write(
