@@ -116,7 +116,7 @@ CLICKHOUSE_DATABASE = env("CLICKHOUSE_DATABASE", default="analytics")
 CLICKHOUSE_DATA_DIR = str(Path(env("CLICKHOUSE_DATA_DIR", default=str(VAR_DIR / "clickhouse"))).resolve())
 CLICKHOUSE_EMBEDDED = CLICKHOUSE_HOST is None
 # A ClickHouse cluster name (server mode): migrations create Replicated*MergeTree `*_local`
-# tables ON CLUSTER and Distributed tables over them (viewing/ddl.py, "Cluster mode").
+# tables ON CLUSTER and Distributed tables over them (viewing/ddl_objects.py).
 CLICKHOUSE_CLUSTER = env("CLICKHOUSE_CLUSTER", default=None)
 # Settings sent with every query. Inserts are synchronous unless a caller asks otherwise
 # (chdb's session default is async_insert=1).
