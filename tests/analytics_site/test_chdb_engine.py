@@ -107,3 +107,15 @@ def test_a_locked_directory_names_its_holder(client):
     e = engine.EngineLocked(settings.CLICKHOUSE_DATA_DIR)
     assert str(e).startswith(f"The embedded ClickHouse data directory {settings.CLICKHOUSE_DATA_DIR} is in use by another process (pid {os.getpid()})")
     assert e.code == 76
+
+
+def test_a_held_directory_is_seen_before_the_engine_opens_it(client, tmp_path):
+    client.execute("SELECT 1")  # this process's engine holds the directory (a flock on status)
+    probe = (
+        "from analytics_site.chdb_backend.engine import held_elsewhere; "
+        f"print(held_elsewhere({settings.CLICKHOUSE_DATA_DIR!r}), held_elsewhere({str(tmp_path)!r}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=settings.BASE_DIR)
+    assert out.stdout.split() == ["True", "False"], out.stderr[-2000:]
+    (tmp_path / "status").write_text("PID: 1\n")  # left by an engine that has exited: not held
+    assert engine.held_elsewhere(str(tmp_path)) is False
