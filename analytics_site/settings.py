@@ -118,6 +118,9 @@ CLICKHOUSE_EMBEDDED = CLICKHOUSE_HOST is None
 # A ClickHouse cluster name (server mode): migrations create Replicated*MergeTree `*_local`
 # tables ON CLUSTER and Distributed tables over them (viewing/ddl_objects.py).
 CLICKHOUSE_CLUSTER = env("CLICKHOUSE_CLUSTER", default=None)
+# Server mode: exports stream the server's formatted output over its HTTP interface
+# (analytics_site/chdb_backend/streaming.py); the native protocol carries only Native blocks.
+CLICKHOUSE_HTTP_PORT = env.int("CLICKHOUSE_HTTP_PORT", default=8123)
 # Settings sent with every query. Inserts are synchronous unless a caller asks otherwise
 # (chdb's session default is async_insert=1).
 CLICKHOUSE_QUERY_SETTINGS = {
@@ -212,6 +215,9 @@ API_THROTTLE_RATES = {
     for scope, rate in (
         ("ingest", env("API_THROTTLE_INGEST", default="6000/min")),
         ("read", env("API_THROTTLE_READ", default="1200/min")),
+        # Each export streams up to the whole raw table; each erasure rebuilds aggregates.
+        ("export", env("API_THROTTLE_EXPORT", default="60/min")),
+        ("erase", env("API_THROTTLE_ERASE", default="60/min")),
     )
 }
 SPECTACULAR_SETTINGS = {

@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import views, views_engagement
+from . import privacy_api, views, views_engagement
 
 urlpatterns = [
     path("health", views.HealthApi.as_view(), name="health"),
@@ -21,6 +21,9 @@ urlpatterns = [
     ),
     path("api/v1/analytics/concurrency", views_engagement.ConcurrencyApi.as_view(), name="concurrency"),
     path("api/v1/analytics/realtime", views_engagement.RealtimeApi.as_view(), name="realtime"),
+    path("api/v1/analytics/users/<str:user_id>/events", privacy_api.UserEventsExportApi.as_view(),
+         name="user-events-export"),
+    path("api/v1/analytics/events/export", privacy_api.EventsExportApi.as_view(), name="events-export"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
