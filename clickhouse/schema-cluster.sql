@@ -222,3 +222,30 @@ SELECT
     event_type = 'finish' AS finish
 FROM viewing_events_local
 WHERE session_id IS NOT NULL AND event_time > now() - INTERVAL 2 HOUR;
+
+CREATE TABLE events_quarter_hourly_local ON CLUSTER analytics_cluster
+(
+    quarter DateTime('UTC'),
+    events SimpleAggregateFunction(sum, UInt64),
+    starts SimpleAggregateFunction(sum, UInt64),
+    finishes SimpleAggregateFunction(sum, UInt64),
+    users AggregateFunction(uniq, UUID),
+    movies AggregateFunction(uniq, UUID)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/events_quarter_hourly_local', '{replica}')
+ORDER BY quarter
+TTL quarter + INTERVAL 365 DAY;
+
+CREATE TABLE events_quarter_hourly ON CLUSTER analytics_cluster AS events_quarter_hourly_local
+ENGINE = Distributed(analytics_cluster, currentDatabase(), events_quarter_hourly_local);
+
+CREATE MATERIALIZED VIEW events_quarter_hourly_mv ON CLUSTER analytics_cluster TO events_quarter_hourly_local AS
+SELECT
+    toStartOfFifteenMinutes(event_time) AS quarter,
+    count() AS events,
+    countIf(event_type = 'start') AS starts,
+    countIf(event_type = 'finish') AS finishes,
+    uniqState(user_id) AS users,
+    uniqState(movie_id) AS movies
+FROM viewing_events_local
+GROUP BY quarter;

@@ -195,3 +195,27 @@ SELECT
     event_type = 'finish' AS finish
 FROM viewing_events
 WHERE session_id IS NOT NULL AND event_time > now() - INTERVAL 2 HOUR;
+
+CREATE TABLE events_quarter_hourly
+(
+    quarter DateTime('UTC'),
+    events SimpleAggregateFunction(sum, UInt64),
+    starts SimpleAggregateFunction(sum, UInt64),
+    finishes SimpleAggregateFunction(sum, UInt64),
+    users AggregateFunction(uniq, UUID),
+    movies AggregateFunction(uniq, UUID)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY quarter
+TTL quarter + INTERVAL 365 DAY;
+
+CREATE MATERIALIZED VIEW events_quarter_hourly_mv TO events_quarter_hourly AS
+SELECT
+    toStartOfFifteenMinutes(event_time) AS quarter,
+    count() AS events,
+    countIf(event_type = 'start') AS starts,
+    countIf(event_type = 'finish') AS finishes,
+    uniqState(user_id) AS users,
+    uniqState(movie_id) AS movies
+FROM viewing_events
+GROUP BY quarter;

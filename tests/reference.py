@@ -1,15 +1,49 @@
-"""A plain-Python reference of every analytics metric (docs/api.md, Analytics).
+"""A plain-Python reference of every analytics metric (docs/api.md, Analytics), in any time
+zone, window, trends interval and comparison.
 
-Computed from the true events of tests/generator.py, in the exact shape the API answers.
+Computed from the true events of tests/generator.py, in the exact shape the API answers, by
+the most direct reading of the definitions: each event's UTC time is turned into local time
+with zoneinfo, and an event belongs to a date, hour, week or month when its local time does.
+No aggregate, no shift table: nothing shared with the service but the standard library.
 """
 
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 
-def in_window(event, today, days):
-    return today - timedelta(days=days - 1) <= event.event_time.date() <= today
+class Window:
+    """Local dates first … last (inclusive) in zone `tz`."""
+
+    def __init__(self, first, last, tz="UTC"):
+        self.first, self.last, self.tz = first, last, tz
+        self.zone = ZoneInfo(tz)
+
+    @classmethod
+    def of_days(cls, days, *, today, tz="UTC"):
+        return cls(today - timedelta(days=days - 1), today, tz)
+
+    @property
+    def days(self):
+        return (self.last - self.first).days + 1
+
+    def local(self, event):
+        return event.event_time.replace(tzinfo=UTC).astimezone(self.zone)
+
+    def holds(self, event):
+        return self.first <= self.local(event).date() <= self.last
+
+    def fields(self):
+        return {"from": self.first.isoformat(), "to": self.last.isoformat(), "tz": self.tz, "period_days": self.days}
+
+    def previous(self):
+        return Window(self.first - timedelta(days=self.days), self.first - timedelta(days=1), self.tz)
+
+
+def local_today(now, tz):
+    """The local date of the aware instant `now` in `tz`."""
+    return now.astimezone(ZoneInfo(tz)).date()
 
 
 def rate(numerator, denominator):
@@ -21,10 +55,10 @@ def rate(numerator, denominator):
     return float(min(value, 100))
 
 
-def popular(events, *, today, days=7, limit=10):
+def popular(events, *, window, limit=10):
     starts, finishes, viewers = Counter(), Counter(), defaultdict(set)
     for e in events:
-        if in_window(e, today, days):
+        if window.holds(e):
             viewers[e.movie_id].add(e.user_id)
             starts[e.movie_id] += e.event_type == "start"
             finishes[e.movie_id] += e.event_type == "finish"
@@ -39,11 +73,11 @@ def popular(events, *, today, days=7, limit=10):
         }
         for m in movies[:limit]
     ]
-    return {"items": items, "period_days": days, "total_items": len(items)}
+    return {"items": items, **window.fields(), "total_items": len(items)}
 
 
-def user_stats(events, *, user_id, today, days=30):
-    mine = [e for e in events if e.user_id == user_id and in_window(e, today, days)]
+def user_stats(events, *, user_id, window):
+    mine = [e for e in events if e.user_id == user_id and window.holds(e)]
     started = sum(e.event_type == "start" for e in mine)
     finished = sum(e.event_type == "finish" for e in mine)
     starts_per_movie = Counter(e.movie_id for e in mine if e.event_type == "start")
@@ -58,38 +92,104 @@ def user_stats(events, *, user_id, today, days=30):
         "unique_movies_watched": len({e.movie_id for e in mine}),
         "total_watch_time_seconds": sum(e.position_seconds for e in mine if e.event_type == "finish"),
         "completion_rate": rate(finished, started),
-        "period_days": days,
+        **window.fields(),
         "most_watched_movie_id": most_watched,
     }
 
 
-def trends(events, *, today, days=7):
-    entries = []
-    for offset in range(days - 1, -1, -1):
-        day = today - timedelta(days=offset)
-        of_day = [e for e in events if e.event_time.date() == day]
-        entries.append(
-            {
-                "date": day.isoformat(),
-                "starts": sum(e.event_type == "start" for e in of_day),
-                "finishes": sum(e.event_type == "finish" for e in of_day),
-                "total_events": len(of_day),
-                "unique_users": len({e.user_id for e in of_day}),
-                "unique_movies": len({e.movie_id for e in of_day}),
-            }
-        )
-    return {"period_days": days, "trends": entries}
+def _counters(of_bucket):
+    return {
+        "starts": sum(e.event_type == "start" for e in of_bucket),
+        "finishes": sum(e.event_type == "finish" for e in of_bucket),
+        "total_events": len(of_bucket),
+        "unique_users": len({e.user_id for e in of_bucket}),
+        "unique_movies": len({e.movie_id for e in of_bucket}),
+    }
 
 
-def peak_hours(events, *, today, days=7):
+def _hour_starts(window):
+    """Every local clock hour of the window as its first instant (aware, in the zone): the
+    UTC hours (or, for +05:45, the UTC quarter hours) at which the local minute is 0."""
+    start = _midnight(window.first, window.zone)
+    end = _midnight(window.last + timedelta(days=1), window.zone)
+    out, moment = [], start
+    while moment < end:
+        local = moment.astimezone(window.zone)
+        if local.minute == 0 and local.second == 0:
+            out.append(local)
+        moment += timedelta(minutes=15)
+    return out
+
+
+def _midnight(day, zone):
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def trend_entries(events, *, window, interval="day"):
+    held = [e for e in events if window.holds(e)]
+    if interval == "day":
+        days = [window.first + timedelta(days=i) for i in range(window.days)]
+        by_day = defaultdict(list)
+        for e in held:
+            by_day[window.local(e).date()].append(e)
+        return [{"date": d.isoformat(), **_counters(by_day[d])} for d in days]
+    if interval == "hour":
+        by_hour = defaultdict(list)
+        for e in held:
+            instant = e.event_time.replace(tzinfo=UTC)
+            local = instant.astimezone(window.zone)
+            first = instant - timedelta(minutes=local.minute, seconds=local.second)
+            by_hour[first].append(e)
+        return [{"start": h.isoformat(), **_counters(by_hour[h.astimezone(UTC)])} for h in _hour_starts(window)]
+
+    def key(d):
+        return d - timedelta(days=d.weekday()) if interval == "week" else d.replace(day=1)
+
+    buckets = {}
+    for i in range(window.days):
+        d = window.first + timedelta(days=i)
+        buckets.setdefault(key(d), max(key(d), window.first))
+    grouped = defaultdict(list)
+    for e in held:
+        grouped[key(window.local(e).date())].append(e)
+    return [{"start": start.isoformat(), **_counters(grouped[k])} for k, start in buckets.items()]
+
+
+def trends(events, *, window, interval="day", compare=None):
+    out = {**window.fields(), "interval": interval, "trends": trend_entries(events, window=window, interval=interval)}
+    if compare == "previous_period":
+        out["previous"] = trend_entries(events, window=window.previous(), interval=interval)
+    return out
+
+
+def peak_hours(events, *, window):
     counts, users = Counter(), defaultdict(set)
     for e in events:
-        if in_window(e, today, days):
-            counts[e.event_time.hour] += 1
-            users[e.event_time.hour].add(e.user_id)
+        if window.holds(e):
+            hour = window.local(e).hour
+            counts[hour] += 1
+            users[hour].add(e.user_id)
     hours = [{"hour": h, "events_count": counts[h], "unique_users": len(users[h])} for h in range(24)]
     peak = None
     for h in range(24):
         if counts[h] and (peak is None or counts[h] > counts[peak]):
             peak = h
-    return {"period_days": days, "peak_hour": peak, "peak_hours": hours}
+    return {**window.fields(), "peak_hour": peak, "peak_hours": hours}
+
+
+def percent_change(now, previous):
+    """100 × (now − previous) / previous, half up to 2 decimals; None when previous is 0."""
+    if previous == 0:
+        return None
+    hundredths = Fraction(100 * 100 * (now - previous), previous)
+    sign = -1 if hundredths < 0 else 1
+    value = abs(hundredths) + Fraction(1, 2)
+    return sign * float(Fraction(value.numerator // value.denominator, 100))
+
+
+def window_of(today, *, days=None, first=None, last=None, tz="UTC"):
+    """A Window from the parameters a request gives (days, or from/to)."""
+    if first is not None:
+        return Window(first, last, tz)
+    return Window.of_days(days, today=today, tz=tz)
+

@@ -19,6 +19,7 @@ from drf_spectacular.utils import (
 
 from analytics_site.exceptions import PayloadTooLarge, StorageFull, StorageUnavailable, StoreFailed
 
+from .renderers import csv_table
 from .serializers import (
     BatchAcceptedSerializer,
     ErrorSerializer,
@@ -109,7 +110,10 @@ READ_ACCESS_ERRORS = access_errors("read")
 PARAMETER_ERROR = OpenApiResponse(
     FIELD_ERRORS_SCHEMA,
     description="A query parameter is malformed or out of range; the body names it.",
-    examples=[OpenApiExample("days out of range", {"days": ["Ensure this value is less than or equal to 365."]})],
+    examples=[
+        OpenApiExample("days out of range", {"days": ["Ensure this value is less than or equal to 365."]}),
+        OpenApiExample("unknown zone", {"tz": ['"Mars/Olympus" is not an IANA time zone name (e.g. Europe/Moscow).']}),
+    ],
 )
 
 
@@ -241,17 +245,54 @@ health = extend_schema_view(
 
 
 # --- Analytics --------------------------------------------------------------------------------
-def analytics(*, operation_id, summary, description, example, path_parameters=(), bad_request=PARAMETER_ERROR,
-              extra_responses=None):
+# An example value for each query parameter of the analytics endpoints, shown in /docs.
+PARAMETER_EXAMPLES = {
+    "tz": "Asia/Kathmandu",
+    "days": 7,
+    "from": "2026-10-01",
+    "to": "2026-10-31",
+    "limit": 10,
+    "interval": "week",
+    "compare": "previous_period",
+    "format": "csv",
+}
+WINDOW_EXAMPLE = {"from": "2026-11-24", "to": "2026-11-30", "tz": "Europe/Moscow", "period_days": 7}
+
+
+class AnalyticsAutoSchema(ListLengthAutoSchema):
+    """Gives each query parameter its example from PARAMETER_EXAMPLES (DRF fields have no
+    place for one), and the `format` parameter a description."""
+
+    def _process_override_parameters(self, direction="request"):
+        result = super()._process_override_parameters(direction)
+        for (name, location), parameter in result.items():
+            if parameter and location == OpenApiParameter.QUERY and name in PARAMETER_EXAMPLES:
+                parameter["example"] = PARAMETER_EXAMPLES[name]
+        return result
+
+    def _get_format_parameters(self):
+        parameters = super()._get_format_parameters()
+        for parameter in parameters:
+            parameter["description"] = "csv: the answer as CSV (as with `Accept: text/csv`); default json."
+            parameter["example"] = PARAMETER_EXAMPLES["format"]
+        return parameters
+
+
+def analytics(*, operation_id, summary, description, example, path_parameters=(),
+              bad_request=PARAMETER_ERROR, extra_responses=None):
     """The schema of an AnalyticsApi subclass (a class decorator).
 
-    Query parameters come from the view's FilterSerializer (each field's help_text and
-    examples), except `path_parameters` (OpenApiParameter in the path, which the
-    FilterSerializer also validates); the 200 body is its OutputSerializer with `example`.
+    Query parameters come from the view's FilterSerializer (each field's help_text, an example
+    from PARAMETER_EXAMPLES), except `path_parameters` (OpenApiParameter in the path, which the
+    FilterSerializer also validates); the 200 body is its OutputSerializer with `example`, or
+    as text/csv that example rendered as CSV (the view's csv_rows).
     """
 
     def decorate(view):
+        csv_example = csv_table(example, rows_field=view.csv_rows, columns=[])
+        view.schema = AnalyticsAutoSchema()
         excluded = [OpenApiParameter(p.name, location=OpenApiParameter.QUERY, exclude=True) for p in path_parameters]
+        errors = {400: bad_request, **(extra_responses or {}), **READ_ACCESS_ERRORS, 503: UNAVAILABLE}
         return extend_schema_view(
             get=extend_schema(
                 operation_id=operation_id,
@@ -260,27 +301,39 @@ def analytics(*, operation_id, summary, description, example, path_parameters=()
                 description=description,
                 parameters=[view.FilterSerializer, *excluded, *path_parameters],
                 responses={
-                    200: view.OutputSerializer,
-                    400: bad_request,
-                    **(extra_responses or {}),
-                    **READ_ACCESS_ERRORS,
-                    503: UNAVAILABLE,
+                    (200, "application/json"): view.OutputSerializer,
+                    (200, "text/csv"): OpenApiResponse(
+                        {"type": "string"},
+                        examples=[OpenApiExample("csv", csv_example, media_type="text/csv")],
+                    ),
+                    # Errors are JSON whatever format was asked.
+                    **{(code, "application/json"): response for code, response in errors.items()},
                 },
-                examples=[OpenApiExample(operation_id.replace("_", " "), example, response_only=True)],
+                examples=[
+                    OpenApiExample(
+                        operation_id.replace("_", " "), example, response_only=True, media_type="application/json"
+                    )
+                ],
             )
         )(view)
 
     return decorate
 
 
+WINDOW_DESCRIPTION = (
+    " The window is `days` local dates ending today, or `from`…`to`, in the time zone `tz` (default UTC);"
+    " the answer names it in `from`, `to`, `tz` and `period_days`. `Accept: text/csv` or `?format=csv`"
+    " answers CSV."
+)
+
 content_popular = analytics(
     operation_id="content_popular",
     summary="Most started movies of the window",
     description="One item per movie with at least one start in the window, ordered by "
-    "total_views desc, unique_viewers desc, movie_id asc.",
+    "total_views desc, unique_viewers desc, movie_id asc." + WINDOW_DESCRIPTION,
     example={
         "items": [{"movie_id": MOVIE, "total_views": 1500, "unique_viewers": 800, "completion_rate": 75.5}],
-        "period_days": 7,
+        **WINDOW_EXAMPLE,
         "total_items": 1,
     },
 )
@@ -288,7 +341,8 @@ content_popular = analytics(
 user_stats = analytics(
     operation_id="user_stats",
     summary="One user's viewing in the window",
-    description="A user with no events gets zeros and a null most_watched_movie_id.",
+    description="A user with no events gets zeros and a null most_watched_movie_id; `days` defaults "
+    "to 30 here." + WINDOW_DESCRIPTION,
     path_parameters=[
         OpenApiParameter("user_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The user's UUID.")
     ],
@@ -305,21 +359,31 @@ user_stats = analytics(
         "unique_movies_watched": 20,
         "total_watch_time_seconds": 108000,
         "completion_rate": 72.0,
+        **WINDOW_EXAMPLE,
         "period_days": 30,
+        "from": "2026-11-01",
         "most_watched_movie_id": MOVIE,
     },
 )
 
 trends = analytics(
     operation_id="trends",
-    summary="Day by day: starts, finishes, events, distinct users and movies",
-    description="Exactly `days` entries, oldest first; days without events are zeros.",
+    summary="Starts, finishes, events, distinct users and movies per local hour, date, week or month",
+    description="One entry per bucket of `interval`, covering the window exactly, oldest first, "
+    "zero-filled. day: keyed `date`; hour: keyed `start`, ISO 8601 with the zone's offset (a day "
+    "whose clock goes back has 25 entries, forward 23; at most 31 dates); week (ISO, Monday first) "
+    "and month: keyed `start`, the later of the bucket's first date and `from`. "
+    "`compare=previous_period` adds `previous`, the entries of the window of as many dates ending "
+    "the date before `from`." + WINDOW_DESCRIPTION,
     example={
+        **WINDOW_EXAMPLE,
         "period_days": 2,
+        "from": "2026-11-29",
+        "interval": "day",
         "trends": [
-            {"date": "2026-11-27", "starts": 0, "finishes": 0, "total_events": 0, "unique_users": 0,
+            {"date": "2026-11-29", "starts": 0, "finishes": 0, "total_events": 0, "unique_users": 0,
              "unique_movies": 0},
-            {"date": "2026-11-28", "starts": 10, "finishes": 7, "total_events": 40, "unique_users": 9,
+            {"date": "2026-11-30", "starts": 10, "finishes": 7, "total_events": 40, "unique_users": 9,
              "unique_movies": 5},
         ],
     },
@@ -327,11 +391,12 @@ trends = analytics(
 
 peak_hours = analytics(
     operation_id="peak_hours",
-    summary="Events and distinct users per UTC hour of day",
-    description="All 24 hours ascending, zero-filled; peak_hour has the most events (ties: "
-    "the earliest), null when there are none.",
+    summary="Events and distinct users per local hour of day",
+    description="All 24 local hours ascending, zero-filled; peak_hour has the most events (ties: "
+    "the earliest), null when there are none. On a day whose clock goes back both passes through "
+    "the repeated hour count in that hour; a skipped hour has no events." + WINDOW_DESCRIPTION,
     example={
-        "period_days": 7,
+        **WINDOW_EXAMPLE,
         "peak_hour": 21,
         "peak_hours": [{"hour": h, "events_count": 40 if h == 21 else 12, "unique_users": 7} for h in range(24)],
     },

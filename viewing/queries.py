@@ -38,31 +38,55 @@ LIMIT 1
 """
 
 # --- Analytics reads ----------------------------------------------------------------------
-# Every read takes the window as `first_day`/`last_day` (UTC dates, both included). The
-# aggregate tables are merged in the background only eventually, so each read GROUPs BY its
-# key and sums the SimpleAggregateFunction columns / merges the uniq states itself.
+# Every read takes its window as UTC instants [start, end) (the window's first local midnight
+# and the one after it; viewing/windows.py). The aggregate tables are merged in the background
+# only eventually, so each read GROUPs BY its key and sums the SimpleAggregateFunction columns /
+# merges the uniq states itself.
+#
+# Per movie and per user, the window is split (Window.whole_utc_days): the UTC dates wholly
+# inside it come from the daily tables, the edges (less than a day at each end, none in UTC)
+# from the raw events, whose sort key starts with the date, so an edge reads one date's
+# granules. Both halves give uniq states, merged once: a viewer seen in an edge and in a whole
+# day counts once. `whole_first`/`whole_end` are those dates ([first, end)), and
+# `whole_start`/`whole_end_time` their instants.
 
-# Popular content: a range of days of popular_content_daily, folded per movie. Movies with no
-# `start` in the window are left out (HAVING), ties ordered by the id as text, which is how
-# clients compare ids (ClickHouse orders UUIDs by their two 64-bit halves, not as text).
+# Popular content: per movie over the window. Movies with no `start` in the window are left
+# out (HAVING), ties ordered by the id as text, which is how clients compare ids (ClickHouse
+# orders UUIDs by their two 64-bit halves, not as text).
 POPULAR_CONTENT = """
 SELECT
     movie_id,
     sum(starts) AS total_views,
     uniqMerge(viewers) AS unique_viewers,
     sum(finishes) AS finishes
-FROM popular_content_daily
-WHERE day BETWEEN %(first_day)s AND %(last_day)s
+FROM
+(
+    SELECT movie_id, sum(starts) AS starts, sum(finishes) AS finishes, uniqMergeState(viewers) AS viewers
+    FROM popular_content_daily
+    WHERE day >= %(whole_first)s AND day < %(whole_end)s
+    GROUP BY movie_id
+    UNION ALL
+    SELECT
+        movie_id,
+        countIf(event_type = 'start') AS starts,
+        countIf(event_type = 'finish') AS finishes,
+        uniqState(user_id) AS viewers
+    FROM viewing_events
+    WHERE event_time >= %(start)s AND event_time < %(end)s
+      AND (event_time < %(whole_start)s OR event_time >= %(whole_end_time)s)
+    GROUP BY movie_id
+)
 GROUP BY movie_id
 HAVING total_views > 0
 ORDER BY total_views DESC, unique_viewers DESC, toString(movie_id) ASC
 LIMIT %(limit)s
 """
 
-# One user's stats: user_stats_daily is keyed (user_id, day, movie_id), so the window of one
-# user is one contiguous key range. The inner query folds it per movie; the outer one gives a
-# single row, zeros for a user with no events. Most watched = most starts, ties to the
-# smallest id as text; NULL when nothing was started.
+# One user's stats: user_stats_daily is keyed (user_id, day, movie_id), so the whole days of
+# one user are one contiguous key range, and the raw table's (date, user_id, ...) key finds the
+# user's edge events. The middle query folds both per movie; the outer one gives a single row,
+# zeros for a user with no events. Most watched = most starts, ties to the smallest id as
+# text; NULL when nothing was started.
 USER_STATS = """
 SELECT
     sum(starts) AS movies_started,
@@ -73,44 +97,71 @@ SELECT
        argMin(movie_id, (-toInt64(starts), toString(movie_id)))) AS most_watched_movie_id
 FROM
 (
-    SELECT
-        movie_id,
-        sum(starts) AS starts,
-        sum(finishes) AS finishes,
-        sum(watch_seconds) AS watch_seconds
-    FROM user_stats_daily
-    WHERE user_id = %(user_id)s AND day BETWEEN %(first_day)s AND %(last_day)s
+    SELECT movie_id, sum(starts) AS starts, sum(finishes) AS finishes, sum(watch_seconds) AS watch_seconds
+    FROM
+    (
+        SELECT movie_id, starts, finishes, watch_seconds
+        FROM user_stats_daily
+        WHERE user_id = %(user_id)s AND day >= %(whole_first)s AND day < %(whole_end)s
+        UNION ALL
+        SELECT
+            movie_id,
+            toUInt64(event_type = 'start') AS starts,
+            toUInt64(event_type = 'finish') AS finishes,
+            if(event_type = 'finish', toUInt64(position_seconds), 0) AS watch_seconds
+        FROM viewing_events
+        WHERE user_id = %(user_id)s AND event_time >= %(start)s AND event_time < %(end)s
+          AND (event_time < %(whole_start)s OR event_time >= %(whole_end_time)s)
+    )
     GROUP BY movie_id
 )
 """
 
-# Trends: one row of events_daily per day; distinct users and movies of a day come from the
-# day's merged states. Days without events are absent here and zero-filled by the selector.
-TRENDS = """
+# Trends and peak hours read events_quarter_hourly. The local time of a quarter hour is its
+# UTC time plus the zone's offset then: `transitions` (epoch seconds at which the offset
+# changes, with a sentinel after the window) and `offsets` (seconds) come from Window.shift(),
+# computed in Python from its time-zone database, so no zone rule is looked up in ClickHouse.
+_LOCAL_SECONDS = (
+    "(toInt64(toUnixTimestamp(quarter))"
+    " + %(offsets)s[arrayCount(t -> t <= toUnixTimestamp(quarter), %(transitions)s) + 1])"
+)
+# The bucket of each interval, as the key Window.buckets() gives: a local date (day, the
+# Monday of the ISO week, the first of the month), or for hours the epoch second at which the
+# local hour starts (local hours are 45 minutes off UTC hours in +05:45).
+_LOCAL_DATE = f"toDate(toDateTime({_LOCAL_SECONDS}, 'UTC'))"
+TREND_BUCKETS = {
+    "day": _LOCAL_DATE,
+    "hour": f"toInt64(toUnixTimestamp(quarter)) - modulo({_LOCAL_SECONDS}, 3600)",
+    "week": f"toMonday({_LOCAL_DATE})",
+    "month": f"toStartOfMonth({_LOCAL_DATE})",
+}
+_TRENDS = """
 SELECT
-    day,
+    {bucket} AS bucket,
     sum(starts) AS starts,
     sum(finishes) AS finishes,
     sum(events) AS total_events,
     uniqMerge(users) AS unique_users,
     uniqMerge(movies) AS unique_movies
-FROM events_daily
-WHERE day BETWEEN %(first_day)s AND %(last_day)s
-GROUP BY day
-ORDER BY day
+FROM events_quarter_hourly
+WHERE quarter >= %(start)s AND quarter < %(end)s
+GROUP BY bucket
+ORDER BY bucket
 """
+# One statement per interval (composed here from the constants above, never from input).
+TRENDS = {interval: _TRENDS.format(bucket=bucket) for interval, bucket in TREND_BUCKETS.items()}
 
-# Peak hours: the window's hours of events_hourly folded onto the hour of day, merging the
-# user states of the same hour across days (a viewer seen at 21:00 on two days is one
-# viewer of hour 21). The window is [start, end): first_day 00:00 to the midnight after
-# last_day, UTC (the column is DateTime('UTC'), so the literals are read as UTC).
-PEAK_HOURS = """
+# Peak hours: the window's quarter hours folded onto the local hour of day (0..23), merging
+# the user states of the same hour across days (a viewer seen at 21:00 on two days is one
+# viewer of hour 21). On a day whose clock goes back both passes through the repeated hour
+# fall in that one hour.
+PEAK_HOURS = f"""
 SELECT
-    toHour(hour) AS hour_of_day,
+    intDiv(modulo({_LOCAL_SECONDS}, 86400), 3600) AS hour_of_day,
     sum(events) AS events_count,
     uniqMerge(users) AS unique_users
-FROM events_hourly
-WHERE hour >= %(start)s AND hour < %(end)s
+FROM events_quarter_hourly
+WHERE quarter >= %(start)s AND quarter < %(end)s
 GROUP BY hour_of_day
 ORDER BY hour_of_day
 """

@@ -1,15 +1,18 @@
 """Reads: the four analytics metrics (docs/api.md, Analytics) and the health probe."""
 
-from datetime import UTC, datetime, time, timedelta
+import uuid
+from datetime import UTC, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import DatabaseError, connections
 
 from analytics_site.exceptions import database_error_summary
 
-from . import clock, queries
+from . import queries
+from .windows import Window
 
 HOURS = range(24)
+TREND_COUNTERS = ("starts", "finishes", "total_events", "unique_users", "unique_movies")
 
 
 def clickhouse_health():
@@ -28,12 +31,6 @@ def _rows(sql, params):
         return cursor.fetchall()
 
 
-def window(*, days):
-    """The window of `days` UTC dates ending today, today included: (first_day, last_day)."""
-    last_day = clock.today()
-    return last_day - timedelta(days=days - 1), last_day
-
-
 def rate(numerator, denominator):
     """100 × numerator / denominator, rounded half up to 2 decimals, capped at 100.0; 0.0
     when the denominator is 0. Decimal, so 0.625 rounds to 0.63 and not (binary float) 0.62."""
@@ -43,9 +40,28 @@ def rate(numerator, denominator):
     return float(min(value, Decimal(100)))
 
 
-def popular_content(*, days, limit):
-    first_day, last_day = window(days=days)
-    rows = _rows(queries.POPULAR_CONTENT, {"first_day": first_day, "last_day": last_day, "limit": limit})
+def _window_params(window: Window) -> dict:
+    """The window as the analytics queries take it (viewing/queries.py)."""
+    whole_first, whole_end = window.whole_utc_days()
+    return {
+        "start": window.start,
+        "end": window.end,
+        "whole_first": whole_first,
+        "whole_end": whole_end,
+        "whole_start": datetime.combine(whole_first, time()),
+        "whole_end_time": datetime.combine(whole_end, time()),
+    }
+
+
+def _shift_params(window: Window) -> dict:
+    if not window.quarter_aligned():
+        # No zone's current rules get here; a historical offset (local mean time) would.
+        raise ValueError(f"{window.tz}: the window does not fall on UTC quarter hours")
+    return {"start": window.start, "end": window.end, **window.shift()}
+
+
+def popular_content(*, window: Window, limit: int) -> dict:
+    rows = _rows(queries.POPULAR_CONTENT, {**_window_params(window), "limit": limit})
     items = [
         {
             "movie_id": movie_id,
@@ -55,13 +71,12 @@ def popular_content(*, days, limit):
         }
         for movie_id, views, viewers, finishes in rows
     ]
-    return {"items": items, "period_days": days, "total_items": len(items)}
+    return {"items": items, **window.fields(), "total_items": len(items)}
 
 
-def user_stats(*, user_id, days):
-    first_day, last_day = window(days=days)
+def user_stats(*, user_id: uuid.UUID, window: Window) -> dict:
     ((started, finished, movies, watch_seconds, most_watched),) = _rows(
-        queries.USER_STATS, {"user_id": user_id, "first_day": first_day, "last_day": last_day}
+        queries.USER_STATS, {**_window_params(window), "user_id": user_id}
     )
     return {
         "user_id": user_id,
@@ -70,50 +85,42 @@ def user_stats(*, user_id, days):
         "unique_movies_watched": movies,
         "total_watch_time_seconds": watch_seconds,
         "completion_rate": rate(finished, started),
-        "period_days": days,
+        **window.fields(),
         "most_watched_movie_id": most_watched,
     }
 
 
-def trends(*, days):
-    first_day, last_day = window(days=days)
+def trend_entries(*, window: Window, interval: str = "day") -> list[dict]:
+    """One entry per bucket of the window, oldest first, zero-filled."""
     found = {
-        day: (starts, finishes, total, users, movies)
-        for day, starts, finishes, total, users, movies in _rows(
-            queries.TRENDS, {"first_day": first_day, "last_day": last_day}
-        )
+        bucket: (starts, finishes, total, users, movies)
+        for bucket, starts, finishes, total, users, movies in _rows(queries.TRENDS[interval], _shift_params(window))
     }
-    entries = []
-    for offset in range(days):
-        day = first_day + timedelta(days=offset)
-        starts, finishes, total, users, movies = found.get(day, (0, 0, 0, 0, 0))
-        entries.append(
-            {
-                "date": day,
-                "starts": starts,
-                "finishes": finishes,
-                "total_events": total,
-                "unique_users": users,
-                "unique_movies": movies,
-            }
-        )
-    return {"period_days": days, "trends": entries}
+    return [
+        {
+            **label,
+            **dict(zip(TREND_COUNTERS, found.get(key, (0, 0, 0, 0, 0)), strict=True)),
+        }
+        for key, label in window.buckets(interval)
+    ]
 
 
-def peak_hours(*, days):
-    first_day, last_day = window(days=days)
-    params = {
-        "start": datetime.combine(first_day, time()),
-        "end": datetime.combine(last_day + timedelta(days=1), time()),
-    }
-    found = {hour: (events, users) for hour, events, users in _rows(queries.PEAK_HOURS, params)}
+def trends(*, window: Window, interval: str = "day", compare: str | None = None) -> dict:
+    result = {**window.fields(), "interval": interval, "trends": trend_entries(window=window, interval=interval)}
+    if compare == "previous_period":
+        result["previous"] = trend_entries(window=window.previous(), interval=interval)
+    return result
+
+
+def peak_hours(*, window: Window) -> dict:
+    found = {hour: (events, users) for hour, events, users in _rows(queries.PEAK_HOURS, _shift_params(window))}
     hours = [
         {"hour": hour, "events_count": found.get(hour, (0, 0))[0], "unique_users": found.get(hour, (0, 0))[1]}
         for hour in HOURS
     ]
     busiest = max(hours, key=lambda h: (h["events_count"], -h["hour"]))
     return {
-        "period_days": days,
+        **window.fields(),
         "peak_hour": busiest["hour"] if busiest["events_count"] else None,
         "peak_hours": hours,
     }

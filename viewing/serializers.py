@@ -8,7 +8,7 @@ one place.
 import json
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from . import clock
@@ -132,6 +132,29 @@ class ErrorSerializer(serializers.Serializer):
 
 
 # --- Analytics responses ------------------------------------------------------------------
+def period_days_field():
+    # A fresh field per serializer: DRF orders declared fields by their creation.
+    return serializers.IntegerField(min_value=1, max_value=366, help_text="dates in the window")
+
+
+class WindowedSerializer(serializers.Serializer):
+    """An analytics answer: its own fields with the window's `from`, `to` and `tz` (local
+    dates and zone) placed right before `period_days`, the number of dates in the window."""
+
+    period_days = period_days_field()
+
+    def get_fields(self):
+        fields, out = super().get_fields(), {}
+        for name, field in fields.items():
+            if name == "period_days":
+                # `from` is a Python keyword, so the window's fields are added here.
+                out["from"] = serializers.DateField(help_text="first local date of the window")
+                out["to"] = serializers.DateField(help_text="last local date of the window (included)")
+                out["tz"] = serializers.CharField(help_text="IANA time zone of the dates and hours")
+            out[name] = field
+        return out
+
+
 class PopularItemSerializer(serializers.Serializer):
     movie_id = serializers.UUIDField()
     total_views = serializers.IntegerField(min_value=0, help_text="start events in the window")
@@ -141,13 +164,13 @@ class PopularItemSerializer(serializers.Serializer):
     )
 
 
-class PopularContentSerializer(serializers.Serializer):
+class PopularContentSerializer(WindowedSerializer):
     items = PopularItemSerializer(many=True)
-    period_days = serializers.IntegerField(min_value=1, max_value=365)
+    period_days = period_days_field()
     total_items = serializers.IntegerField(min_value=0, help_text="items returned")
 
 
-class UserStatsSerializer(serializers.Serializer):
+class UserStatsSerializer(WindowedSerializer):
     user_id = serializers.UUIDField()
     movies_started = serializers.IntegerField(min_value=0)
     movies_finished = serializers.IntegerField(min_value=0)
@@ -156,14 +179,21 @@ class UserStatsSerializer(serializers.Serializer):
         min_value=0, help_text="sum of position_seconds of the user's finish events"
     )
     completion_rate = serializers.FloatField(min_value=0, max_value=100)
-    period_days = serializers.IntegerField(min_value=1, max_value=365)
+    period_days = period_days_field()
     most_watched_movie_id = serializers.UUIDField(
         allow_null=True, help_text="most starts; ties to the smallest id as text; null without starts"
     )
 
 
-class TrendDaySerializer(serializers.Serializer):
-    date = serializers.DateField()
+@extend_schema_serializer(component_name="TrendEntry")
+class TrendEntrySerializer(serializers.Serializer):
+    """One bucket: `date` (interval day) or `start` (hour: ISO 8601 with the zone's offset;
+    week and month: the later of the bucket's first local date and `from`)."""
+
+    date = serializers.DateField(required=False, help_text="interval=day: the local date")
+    start = serializers.CharField(
+        required=False, help_text="interval=hour|week|month: the bucket's start (see above)"
+    )
     starts = serializers.IntegerField(min_value=0)
     finishes = serializers.IntegerField(min_value=0)
     total_events = serializers.IntegerField(min_value=0)
@@ -171,23 +201,27 @@ class TrendDaySerializer(serializers.Serializer):
     unique_movies = serializers.IntegerField(min_value=0)
 
 
-class TrendsSerializer(serializers.Serializer):
-    period_days = serializers.IntegerField(min_value=1, max_value=365)
-    trends = TrendDaySerializer(many=True, help_text="exactly period_days entries, oldest first")
+class TrendsSerializer(WindowedSerializer):
+    interval = serializers.ChoiceField(choices=["day", "hour", "week", "month"])
+    trends = TrendEntrySerializer(many=True, help_text="the window's buckets, oldest first, zero-filled")
+    previous = TrendEntrySerializer(
+        many=True, required=False,
+        help_text="compare=previous_period only: the buckets of the previous window (as many dates, "
+        "ending the date before `from`)",
+    )
 
 
 class PeakHourSerializer(serializers.Serializer):
-    hour = serializers.IntegerField(min_value=0, max_value=23)
+    hour = serializers.IntegerField(min_value=0, max_value=23, help_text="local hour of day")
     events_count = serializers.IntegerField(min_value=0)
     unique_users = serializers.IntegerField(min_value=0)
 
 
-class PeakHoursSerializer(serializers.Serializer):
-    period_days = serializers.IntegerField(min_value=1, max_value=365)
+class PeakHoursSerializer(WindowedSerializer):
     peak_hour = serializers.IntegerField(
         min_value=0, max_value=23, allow_null=True, help_text="most events; ties: the earliest; null without events"
     )
-    peak_hours = PeakHourSerializer(many=True, help_text="all 24 hours, ascending")
+    peak_hours = PeakHourSerializer(many=True, help_text="all 24 local hours, ascending")
 
 
 class HealthSerializer(serializers.Serializer):

@@ -7,11 +7,14 @@ services and ingest_buffer, the OpenAPI description in viewing.openapi.
 from django.http import Http404
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import clock, openapi, selectors
+from .filters import TrendsFilterSerializer, WindowFilterSerializer
 from .ingest_buffer import event_ingest
+from .renderers import AnalyticsCsvRenderer
 from .serializers import (
     EventBatchSerializer,
     EventInputSerializer,
@@ -24,39 +27,45 @@ from .serializers import (
 )
 from .services import events_store
 
-DAYS_HELP = "Number of UTC calendar days ending today, today included (1 … 365)."
-
 
 class AnalyticsApi(APIView):
     """The base of every analytics read: query parameters → selector → response body.
 
-    A subclass is an endpoint when it sets three things:
+    A subclass is an endpoint when it sets:
 
     - `FilterSerializer`: validates the query parameters together with the URL's path
       parameters (`/user/<user_id>/stats` gives it `user_id`); a bad one is a 400 naming it.
-      Its validated_data are the selector's keyword arguments, as they are.
+      Subclass filters.WindowFilterSerializer for `tz` and `days` or `from`/`to`: its
+      validated_data then hold `window` (a windows.Window). The validated_data are the
+      selector's keyword arguments, as they are.
     - `selector`: the read in viewing.selectors (a plain function; called with those keyword
-      arguments, returns plain data).
+      arguments, returns plain data; a windowed answer includes `**window.fields()`).
     - `OutputSerializer`: renders what the selector returns (and documents it in /docs).
+    - `csv_name` and `csv_rows`: the CSV answer (`Accept: text/csv` or `?format=csv`) is the
+      entries of the list field `csv_rows` (None: the answer as one row), as the attachment
+      `<csv_name>_<from>_<to>.csv`.
 
     and is documented by an `openapi.analytics(...)` decorator and routed in viewing/urls.py:
 
         @openapi.content_popular
         class PopularContentApi(AnalyticsApi):
-            class FilterSerializer(serializers.Serializer):
-                days = serializers.IntegerField(min_value=1, max_value=365, default=7)
+            class FilterSerializer(WindowFilterSerializer):
                 limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
 
             OutputSerializer = PopularContentSerializer
             selector = selectors.popular_content
+            csv_name, csv_rows = "popular", "items"
 
     Reading needs the `read` scope. Nothing else belongs in a subclass: no SQL, no logic.
     """
 
     access_scope = "read"
+    renderer_classes = [JSONRenderer, AnalyticsCsvRenderer]
     FilterSerializer: type[serializers.Serializer]
     OutputSerializer: type[serializers.Serializer]
     selector = None  # a function; read through the class, so it is not bound to the view
+    csv_name: str
+    csv_rows: str | None = None
 
     def perform_content_negotiation(self, request, force=False):
         # DRF answers an unknown ?format= with a 404, as if the path did not exist; here it is
@@ -66,6 +75,12 @@ class AnalyticsApi(APIView):
         except Http404:
             formats = ", ".join(renderer.format for renderer in self.get_renderers())
             raise serializers.ValidationError({"format": [f"Unknown format; use one of: {formats}."]}) from None
+
+    def handle_exception(self, exc):
+        # Errors are JSON, whatever format the answer was asked in.
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
+        return response
 
     def get(self, request, **path_parameters):
         filters = self.FilterSerializer(data={**request.query_params.dict(), **path_parameters})
@@ -99,40 +114,39 @@ class EventBatchApi(APIView):
 
 @openapi.content_popular
 class PopularContentApi(AnalyticsApi):
-    class FilterSerializer(serializers.Serializer):
-        days = serializers.IntegerField(min_value=1, max_value=365, default=7, help_text=DAYS_HELP)
+    class FilterSerializer(WindowFilterSerializer):
         limit = serializers.IntegerField(min_value=1, max_value=100, default=10, help_text="Items at most (1 … 100).")
 
     OutputSerializer = PopularContentSerializer
     selector = selectors.popular_content
+    csv_name, csv_rows = "popular", "items"
 
 
 @openapi.user_stats
 class UserStatsApi(AnalyticsApi):
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(WindowFilterSerializer):
+        default_days = 30
         user_id = UserIdField()
-        days = serializers.IntegerField(min_value=1, max_value=365, default=30, help_text=DAYS_HELP)
 
     OutputSerializer = UserStatsSerializer
     selector = selectors.user_stats
+    csv_name = "user_stats"
 
 
 @openapi.trends
 class TrendsApi(AnalyticsApi):
-    class FilterSerializer(serializers.Serializer):
-        days = serializers.IntegerField(min_value=1, max_value=365, default=7, help_text=DAYS_HELP)
-
+    FilterSerializer = TrendsFilterSerializer
     OutputSerializer = TrendsSerializer
     selector = selectors.trends
+    csv_name, csv_rows = "trends", "trends"
 
 
 @openapi.peak_hours
 class PeakHoursApi(AnalyticsApi):
-    class FilterSerializer(serializers.Serializer):
-        days = serializers.IntegerField(min_value=1, max_value=365, default=7, help_text=DAYS_HELP)
-
+    FilterSerializer = WindowFilterSerializer
     OutputSerializer = PeakHoursSerializer
     selector = selectors.peak_hours
+    csv_name, csv_rows = "peak_hours", "peak_hours"
 
 
 @openapi.health

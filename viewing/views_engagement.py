@@ -21,6 +21,7 @@ class SummaryApi(AnalyticsApi):
     FilterSerializer = SummaryFilterSerializer
     OutputSerializer = SummarySerializer
     selector = engagement.summary
+    csv_name = "summary"
 
 
 @openapi.content_retention
@@ -28,6 +29,7 @@ class RetentionApi(AnalyticsApi):
     FilterSerializer = RetentionFilterSerializer
     OutputSerializer = RetentionSerializer
     selector = engagement.retention
+    csv_name, csv_rows = "retention", "curve"
 
 
 @openapi.concurrency
@@ -35,6 +37,7 @@ class ConcurrencyApi(AnalyticsApi):
     FilterSerializer = ConcurrencyFilterSerializer
     OutputSerializer = ConcurrencySerializer
     selector = engagement.concurrency
+    csv_name, csv_rows = "concurrency", "concurrency"
 
 
 @openapi.realtime
@@ -42,3 +45,4 @@ class RealtimeApi(AnalyticsApi):
     FilterSerializer = RealtimeFilterSerializer
     OutputSerializer = RealtimeSerializer
     selector = engagement.realtime
+    csv_name, csv_rows = "realtime", "top_movies"

@@ -35,15 +35,16 @@ def get(client, path, **params):
 
 def assert_all_match(client, events, today, *, days_list=(1, 2, 7, 30), users=()):
     for days in days_list:
+        window = reference.Window.of_days(days, today=today)
         for limit in (1, 3, 100):
             assert get(client, "content/popular", days=days, limit=limit) == reference.popular(
-                events, today=today, days=days, limit=limit
+                events, window=window, limit=limit
             )
-        assert get(client, "trends", days=days) == reference.trends(events, today=today, days=days)
-        assert get(client, "peak-hours", days=days) == reference.peak_hours(events, today=today, days=days)
+        assert get(client, "trends", days=days) == reference.trends(events, window=window)
+        assert get(client, "peak-hours", days=days) == reference.peak_hours(events, window=window)
         for user in users:
             assert get(client, f"user/{user}/stats", days=days) == reference.user_stats(
-                events, user_id=user, today=today, days=days
+                events, user_id=user, window=window
             )
 
 
@@ -71,11 +72,12 @@ def test_default_parameters_match_the_reference(ch, client, frozen_now):
     rng = random.Random(3)
     post_batch(client, [payload(e, rng) for e in events])
     today = frozen_now.date()
-    assert get(client, "content/popular") == reference.popular(events, today=today)
-    assert get(client, "trends") == reference.trends(events, today=today)
-    assert get(client, "peak-hours") == reference.peak_hours(events, today=today)
+    week, month = reference.Window.of_days(7, today=today), reference.Window.of_days(30, today=today)
+    assert get(client, "content/popular") == reference.popular(events, window=week)
+    assert get(client, "trends") == reference.trends(events, window=week)
+    assert get(client, "peak-hours") == reference.peak_hours(events, window=week)
     user = events[0].user_id
-    assert get(client, f"user/{user}/stats") == reference.user_stats(events, user_id=user, today=today)
+    assert get(client, f"user/{user}/stats") == reference.user_stats(events, user_id=user, window=month)
 
 
 def test_window_edges_at_utc_midnight(ch, client, frozen_now):
@@ -177,13 +179,14 @@ def test_rates_round_half_up(ch, client, frozen_now):
 def test_nothing_stored_gives_zeros_everywhere(ch, client, frozen_now):
     user = uuid.uuid4()
     for days in (1, 7, 365):
-        assert get(client, "content/popular", days=days) == {"items": [], "period_days": days, "total_items": 0}
+        window = reference.Window.of_days(days, today=frozen_now.date())
+        assert get(client, "content/popular", days=days) == {"items": [], **window.fields(), "total_items": 0}
         trend = get(client, "trends", days=days)["trends"]
         assert len(trend) == days and not any(d["total_events"] for d in trend)
         peak = get(client, "peak-hours", days=days)
         assert peak["peak_hour"] is None and [h["hour"] for h in peak["peak_hours"]] == list(range(24))
         stats = get(client, f"user/{user}/stats", days=days)
-        assert stats == reference.user_stats([], user_id=user, today=frozen_now.date(), days=days)
+        assert stats == reference.user_stats([], user_id=user, window=window)
         assert stats["most_watched_movie_id"] is None and stats["movies_started"] == 0
 
 

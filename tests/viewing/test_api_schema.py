@@ -117,8 +117,30 @@ def test_the_schema_documents_every_endpoint_with_examples(ch, client):
                 assert {"400", "401", "403", "429", "503"} <= set(responses), (path, method)
                 assert operation["security"] and {"ApiKeyAuth": []} in operation["security"], (path, method)
     components = doc["components"]["schemas"]
-    assert {"PopularItem", "PopularContent", "TrendDay", "Trends", "PeakHour", "PeakHours", "UserStats",
+    assert {"PopularItem", "PopularContent", "TrendEntry", "Trends", "PeakHour", "PeakHours", "UserStats",
             "StoredEvent", "EventInputRequest", "BatchAccepted", "Error"} <= set(components)
+
+
+ANALYTICS = ["/api/v1/analytics/content/popular", "/api/v1/analytics/user/{user_id}/stats",
+             "/api/v1/analytics/trends", "/api/v1/analytics/peak-hours"]
+
+
+@pytest.mark.parametrize("path", ANALYTICS)
+def test_every_analytics_parameter_is_documented_with_an_example(ch, client, path):
+    operation = client.get("/api/schema/?format=json").json()["paths"][path]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    expected = {"tz", "days", "from", "to", "format"} | ({"limit"} if "popular" in path else set())
+    expected |= {"interval", "compare"} if path.endswith("trends") else set()
+    expected |= {"user_id"} if "user_id" in path else set()
+    assert set(parameters) == expected
+    for name, parameter in parameters.items():
+        assert parameter.get("description"), name
+        if parameter["in"] == "query":
+            assert "example" in parameter, name
+    assert parameters["user_id" if "user_id" in path else "tz"]["in"] == ("path" if "user_id" in path else "query")
+    ok = operation["responses"]["200"]["content"]
+    assert set(ok) == {"application/json", "text/csv"} and "examples" in ok["text/csv"]
+    assert set(operation["responses"]["400"]["content"]) == {"application/json"}
 
 
 def test_the_batch_body_in_the_schema_is_the_validating_serializer(ch, client):

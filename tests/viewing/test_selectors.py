@@ -1,13 +1,14 @@
-"""The analytics reads: right across unmerged parts, windows by UTC date, rates half up and capped."""
+"""The analytics reads: right across unmerged parts, rates half up and capped."""
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from tests.conftest import query
 from viewing import clock, selectors
 from viewing.services import events_store
+from viewing.windows import Window
 
 
 def event(user, movie, event_type, moment, position=0):
@@ -32,11 +33,8 @@ def test_rate(numerator, denominator, expected):
     assert selectors.rate(numerator, denominator) == expected
 
 
-def test_the_window_is_days_dates_ending_today():
-    with clock.frozen(datetime(2026, 3, 1, 0, 0, 5, tzinfo=UTC)):
-        assert selectors.window(days=1) == (date(2026, 3, 1), date(2026, 3, 1))
-        assert selectors.window(days=2) == (date(2026, 2, 28), date(2026, 3, 1))
-        assert selectors.window(days=365) == (date(2025, 3, 2), date(2026, 3, 1))
+def days(n):
+    return Window.of_days(n, now=clock.now())
 
 
 def test_reads_sum_across_parts_that_are_not_merged_yet(ch, frozen_now):
@@ -57,14 +55,14 @@ def test_reads_sum_across_parts_that_are_not_merged_yet(ch, frozen_now):
         query("SYSTEM START MERGES popular_content_daily")
     assert parts > 1  # the reads below must still give one row per key
 
-    popular = selectors.popular_content(days=1, limit=10)
+    popular = selectors.popular_content(window=days(1), limit=10)
     assert [(i["movie_id"], i["total_views"], i["unique_viewers"]) for i in popular["items"]] == [(movie, 5, 4)]
-    stats = selectors.user_stats(user_id=user, days=1)
+    stats = selectors.user_stats(user_id=user, window=days(1))
     assert (stats["movies_started"], stats["movies_finished"], stats["total_watch_time_seconds"]) == (2, 2, 120)
     assert stats["unique_movies_watched"] == 1 and stats["most_watched_movie_id"] == movie
-    today = selectors.trends(days=1)["trends"][0]
+    today = selectors.trends(window=days(1))["trends"][0]
     assert (today["total_events"], today["unique_users"], today["unique_movies"]) == (10, 4, 1)
-    hour = selectors.peak_hours(days=1)["peak_hours"][now.hour]
+    hour = selectors.peak_hours(window=days(1))["peak_hours"][now.hour]
     assert (hour["events_count"], hour["unique_users"]) == (10, 4)
 
 
@@ -73,7 +71,7 @@ def test_hours_of_different_days_fold_onto_the_hour_of_day(ch, frozen_now):
     viewer, movie = uuid.uuid4(), uuid.uuid4()
     at_nine = [now.replace(hour=9) - timedelta(days=d) for d in range(3)]
     events_store(events=[event(viewer, movie, "progress", m) for m in at_nine])
-    peak = selectors.peak_hours(days=3)
+    peak = selectors.peak_hours(window=days(3))
     assert peak["peak_hour"] == 9
     assert peak["peak_hours"][9] == {"hour": 9, "events_count": 3, "unique_users": 1}
-    assert selectors.peak_hours(days=2)["peak_hours"][9]["events_count"] == 2
+    assert selectors.peak_hours(window=days(2))["peak_hours"][9]["events_count"] == 2

@@ -1,0 +1,44 @@
+"""CSV answers of the analytics endpoints (`Accept: text/csv` or `?format=csv`).
+
+UTF-8, RFC 4180 (CRLF line ends, quotes where needed), a header row, then one row per entry of
+the view's `csv_rows` list (popular items, trends entries, ...) or, when the view names no
+list, one row of the whole answer. Columns are the JSON fields in their order; null is an
+empty cell. Sent as an attachment named `<csv_name>_<from>_<to>.csv` (`<csv_name>.csv` for an
+answer without a window).
+"""
+
+import csv
+import io
+
+from rest_framework.renderers import BaseRenderer
+
+
+def csv_table(data: dict, *, rows_field: str | None, columns: list[str]) -> str:
+    """The CSV text of an answer: a header, then the entries of `rows_field` (or the answer
+    itself as one row, its nested values left out); `columns` names the columns of an empty list."""
+    rows = data[rows_field] if rows_field else [data]
+    if rows:
+        columns = [c for c, value in rows[0].items() if not isinstance(value, (dict, list))]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
+    return out.getvalue()
+
+
+class AnalyticsCsvRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        view = renderer_context["view"]
+        response = renderer_context["response"]
+        rows_field = view.csv_rows
+        columns = list(view.OutputSerializer().fields[rows_field].child.fields) if rows_field else []
+        text = csv_table(data, rows_field=rows_field, columns=columns)
+        # An answer without a window (realtime) is named by the endpoint alone.
+        dates = f'_{data["from"]}_{data["to"]}' if "from" in data and "to" in data else ""
+        response["Content-Disposition"] = f'attachment; filename="{view.csv_name}{dates}.csv"'
+        return text.encode("utf-8")

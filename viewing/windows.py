@@ -1,0 +1,188 @@
+"""Analytics windows: a range of local dates in an IANA time zone, its UTC instants, its
+buckets (hour, day, ISO week, month), the previous period, and the percent change between two
+periods. Pure: no I/O; every analytics endpoint reads through a Window.
+
+A local date covers the instants from its 00:00 to the next date's 00:00 local time: 23, 24 or
+25 hours on the days a zone changes its offset. The aggregate tables are kept per UTC quarter
+hour, day and hour (viewing/ddl.py); `shift()` gives the queries the zone's offsets over the
+window so ClickHouse turns each UTC quarter hour into local time with Python's time-zone
+database as the only source of truth.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+MAX_DATES = 366
+MAX_HOURLY_DATES = 31
+INTERVALS = ("day", "hour", "week", "month")
+COMPARISONS = ("previous_period",)
+# Every offset in use (and every change of offset) falls on a quarter hour (+05:45, +12:45, ...),
+# which is why the finest aggregate is per 15 minutes.
+QUARTER = 900
+
+
+class UnknownZone(ValueError):
+    """Not an IANA time-zone name."""
+
+
+@functools.lru_cache(maxsize=512)
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone of that name, or UnknownZone."""
+    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
+        raise UnknownZone(name)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise UnknownZone(name) from None
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant of a local date, as a naive UTC datetime (how the tables store time)."""
+    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+
+
+def local_today(tz: ZoneInfo, now: datetime) -> date:
+    """The local date of the aware instant `now`."""
+    return now.astimezone(tz).date()
+
+
+@dataclass(frozen=True)
+class Window:
+    """The local dates `first` … `last` (both included) in the zone named `tz`."""
+
+    first: date
+    last: date
+    tz: str = "UTC"
+
+    @classmethod
+    def of_days(cls, days: int, *, tz: str = "UTC", now: datetime) -> Window:
+        """The `days` local dates ending today (the local date of `now`), today included."""
+        last = local_today(zone(tz), now)
+        return cls(last - timedelta(days=days - 1), last, tz)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return zone(self.tz)
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    @property
+    def start(self) -> datetime:
+        """The window's first instant (naive UTC)."""
+        return local_midnight(self.first, self.zone)
+
+    @property
+    def end(self) -> datetime:
+        """The instant after the window (naive UTC): the next date's local midnight."""
+        return local_midnight(self.last + timedelta(days=1), self.zone)
+
+    def dates(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range(self.days)]
+
+    def previous(self) -> Window:
+        """The previous period: as many dates, ending the date before `first`."""
+        return Window(self.first - timedelta(days=self.days), self.first - timedelta(days=1), self.tz)
+
+    def fields(self) -> dict:
+        """What every analytics response says about its window."""
+        return {"from": self.first, "to": self.last, "tz": self.tz, "period_days": self.days}
+
+    def whole_utc_days(self) -> tuple[date, date]:
+        """The UTC dates wholly inside the window, as [first, end) (empty when first == end):
+        the part a daily aggregate table answers; the rest of the window is its edges."""
+        start, end = self.start, self.end
+        first = start.date() if start.time() == time() else start.date() + timedelta(days=1)
+        last_end = end.date()
+        return (first, last_end) if first < last_end else (start.date(), start.date())
+
+    def shift(self) -> dict:
+        """Query parameters turning a UTC instant of the window into local time: `transitions`
+        (epoch seconds at which the offset changes, ascending, ending with a sentinel past the
+        window) and `offsets` (seconds east of UTC before the first and after each change), so
+        local = t + offsets[count(transitions <= t) + 1]."""
+        tz = self.zone
+        start, end = self.start, self.end
+        transitions, offsets = [], [_offset(tz, start)]
+        day = start
+        while day < end:  # a day at a time: zones change offset at most once a day
+            after = min(day + timedelta(days=1), end)
+            probe = after if after < end else after - timedelta(seconds=1)
+            if _offset(tz, probe) != offsets[-1]:
+                moment = _transition(tz, day, probe)
+                transitions.append(_epoch(moment))
+                offsets.append(_offset(tz, moment))
+            day = after
+        transitions.append(_epoch(end) + 1)
+        offsets.append(offsets[-1])
+        return {"transitions": transitions, "offsets": offsets}
+
+    def quarter_aligned(self) -> bool:
+        """Whether the window starts, ends and changes offset on UTC quarter hours (true of
+        every zone's current rules): then the per-quarter-hour table answers it exactly."""
+        shift = self.shift()
+        return all(t % QUARTER == 0 for t in shift["transitions"][:-1]) and all(
+            _epoch(moment) % QUARTER == 0 for moment in (self.start, self.end)
+        )
+
+    def buckets(self, interval: str) -> list[tuple[object, dict]]:
+        """(key, label) per bucket of the interval, oldest first. The key is what the queries
+        group by (a local date, or for `hour` the epoch second the local hour starts); the label
+        is how the answer names the bucket: {"date": ...} for days, {"start": ...} otherwise."""
+        if interval == "day":
+            return [(d, {"date": d}) for d in self.dates()]
+        if interval == "hour":
+            tz, out = self.zone, []
+            moment, end = self.start, self.end
+            while moment < end:
+                aware = moment.replace(tzinfo=UTC)
+                out.append((_epoch(moment), {"start": aware.astimezone(tz).isoformat()}))
+                moment += timedelta(hours=1)
+            return out
+        seen, out = set(), []
+        for d in self.dates():
+            key = d - timedelta(days=d.weekday()) if interval == "week" else d.replace(day=1)
+            if key not in seen:
+                seen.add(key)
+                out.append((key, {"start": max(key, self.first)}))
+        return out
+
+
+def _epoch(naive_utc: datetime) -> int:
+    return int(naive_utc.replace(tzinfo=UTC).timestamp())
+
+
+def _offset(tz: ZoneInfo, naive_utc: datetime) -> int:
+    return int(naive_utc.replace(tzinfo=UTC).astimezone(tz).utcoffset().total_seconds())
+
+
+def _transition(tz: ZoneInfo, low: datetime, high: datetime) -> datetime:
+    """The first instant in (low, high] whose offset differs from low's (to the second)."""
+    before = _offset(tz, low)
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) // 2
+        if _offset(tz, middle) == before:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def percent_change(now: dict, previous: dict, fields: list[str]) -> dict:
+    """For each field: 100 × (now − previous) / previous, rounded half up to 2 decimals, or
+    None when previous is 0 (the `change` of a comparison with the previous period)."""
+    out = {}
+    for field in fields:
+        before, after = previous[field], now[field]
+        if not before:
+            out[field] = None
+            continue
+        value = (Decimal(str(after)) - Decimal(str(before))) * 100 / Decimal(str(before))
+        out[field] = float(value.quantize(Decimal("0.01"), ROUND_HALF_UP))
+    return out
