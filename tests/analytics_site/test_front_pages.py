@@ -68,3 +68,14 @@ def test_the_checks_see_an_external_load():
 def test_swagger_ui_asks_no_validator(staff_client):
     html = staff_client.get("/docs").content.decode()
     assert '"validatorUrl": null' in html
+
+
+def test_redoc_keeps_the_browser_on_the_service(staff_client):
+    """ReDoc's bundle shows a logo from cdn.redoc.ly: the page's policy allows no other host
+    (the browser test sees that nothing leaves, tests/browser/test_front_pages.py)."""
+    html = staff_client.get("/redoc").content.decode()
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html).group(1)
+    sources = {part.split()[0]: part.split()[1:] for part in policy.split(";") if part.strip()}
+    assert sources["default-src"] == ["'self'"]
+    allowed = {"'self'", "'unsafe-inline'", "'unsafe-eval'", "data:", "blob:"}
+    assert all(set(values) <= allowed for values in sources.values()), sources
