@@ -7,11 +7,8 @@ Time zones are handled here, in Python: the queries only ever see UTC instants o
 hours, and the local dates and hours are laid over the rows they return.
 """
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cache
-from zoneinfo import ZoneInfo, available_timezones
 
 from django.db import connections
 from rest_framework.exceptions import ValidationError
@@ -19,6 +16,7 @@ from rest_framework.exceptions import ValidationError
 from . import clock
 from . import queries_engagement as sql
 from .selectors import rate
+from .windows import local_midnight, percent_change
 
 SLOT = timedelta(minutes=15)
 MAX_CURVE_POINTS = 2000
@@ -46,59 +44,7 @@ def half_up(numerator, denominator):
 
 
 # --- Windows --------------------------------------------------------------------------------
-# The same shape as the windows of the other analytics endpoints (first/last/tz, start/end as
-# naive UTC instants, previous(), fields()), so the selectors take either.
-@cache
-def time_zone_names():
-    return frozenset(available_timezones())
-
-
-def local_midnight(day, zone):
-    """The naive UTC instant of `day`'s 00:00 local time. A midnight the clock skips (a zone
-    moving forward at 00:00) resolves to the instant the day begins."""
-    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class Window:
-    """The local dates first … last (both included) of the zone named `tz`."""
-
-    first: date
-    last: date
-    tz: str = "UTC"
-
-    @property
-    def zone(self):
-        return ZoneInfo(self.tz)
-
-    @property
-    def days(self):
-        return (self.last - self.first).days + 1
-
-    @property
-    def start(self):
-        return local_midnight(self.first, self.zone)
-
-    @property
-    def end(self):
-        return local_midnight(self.last + timedelta(days=1), self.zone)
-
-    def previous(self):
-        """The window of as many dates ending the date before `first`."""
-        return Window(self.first - timedelta(days=self.days), self.first - timedelta(days=1), self.tz)
-
-    def fields(self):
-        return {"from": self.first, "to": self.last, "tz": self.tz, "period_days": self.days}
-
-
-def window_resolve(*, days=None, date_from=None, date_to=None, tz="UTC"):
-    """The window of `days` local dates ending today (in `tz`), or of date_from … date_to."""
-    if date_from is not None:
-        return Window(date_from, date_to, tz)
-    today = clock.now().astimezone(ZoneInfo(tz)).date()
-    return Window(today - timedelta(days=days - 1), today, tz)
-
-
+# A window is a viewing.windows.Window (local dates of a zone; start/end its UTC instants).
 def _params(window):
     return {"start": window.start, "end": window.end}
 
@@ -108,8 +54,10 @@ def buckets(window, interval):
     oldest first; start/end are naive UTC instants on quarter hours."""
     zone = window.zone
     if interval == "day":
-        days = [window.first + timedelta(days=n) for n in range(window.days)]
-        return [({"date": day}, local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone)) for day in days]
+        return [
+            ({"date": day}, local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone))
+            for day in window.dates()
+        ]
     # Local clock hours: consecutive quarter hours with the same local date, hour and UTC offset
     # (so the repeated hour of a day whose clock goes back is two hours).
     found, moment, end = [], window.start, window.end
@@ -158,14 +106,6 @@ def _summary_of(window):
     }
 
 
-def change_percent(now, previous):
-    """100 × (now − previous) / previous, half away from zero to 2 decimals; None when the
-    previous value is 0."""
-    if not previous:
-        return None
-    return half_up(100 * (Decimal(str(now)) - Decimal(str(previous))), Decimal(str(previous)))
-
-
 def summary(*, window, compare=None):
     """The window's headline numbers; with compare="previous_period" also the previous window's
     and the change of each metric against it."""
@@ -173,7 +113,7 @@ def summary(*, window, compare=None):
     if compare == "previous_period":
         previous = _summary_of(window.previous())
         result["previous"] = previous
-        result["change"] = {name: change_percent(result[name], previous[name]) for name in SUMMARY_METRICS}
+        result["change"] = percent_change(result, previous, list(SUMMARY_METRICS))
     return result
 
 

@@ -3,51 +3,10 @@ concurrency, realtime)."""
 
 from rest_framework import serializers
 
-from .engagement import MAX_CURVE_POINTS, time_zone_names, window_resolve
+from .engagement import MAX_CURVE_POINTS
+from .filters import WindowFilterSerializer
 from .serializers import UserIdField
-
-MAX_WINDOW_DATES = 366
-DAYS_HELP = "Number of local calendar dates ending today (in `tz`), today included (1 … 365)."
-
-
-class WindowFilterSerializer(serializers.Serializer):
-    """`days`, or `from` and `to`; `tz`. validated_data["window"] is the resolved window."""
-
-    days = serializers.IntegerField(min_value=1, max_value=365, required=False, help_text=DAYS_HELP)
-    tz = serializers.CharField(
-        default="UTC", help_text="IANA time zone name (Europe/Moscow, Asia/Kathmandu …); dates and hours are local to it."
-    )
-    default_days = 7
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = serializers.DateField(
-            required=False, input_formats=["%Y-%m-%d"], help_text="First local date of the window (YYYY-MM-DD), with `to`."
-        )
-        fields["to"] = serializers.DateField(
-            required=False, input_formats=["%Y-%m-%d"], help_text="Last local date of the window, included, with `from`."
-        )
-        return fields
-
-    def validate_tz(self, value):
-        if value not in time_zone_names():
-            raise serializers.ValidationError(f"Unknown time zone {value!r}: expected an IANA name such as Europe/Moscow.")
-        return value
-
-    def validate(self, attrs):
-        first, last, days = attrs.pop("from", None), attrs.pop("to", None), attrs.pop("days", None)
-        if days is not None and (first or last):
-            raise serializers.ValidationError({"days": ["Give either days or from and to, not both."]})
-        if (first is None) != (last is None):
-            missing = "to" if last is None else "from"
-            raise serializers.ValidationError({missing: ["from and to go together: give both, or days."]})
-        if first is not None:
-            if first > last:
-                raise serializers.ValidationError({"from": ["from must not be after to."]})
-            if (last - first).days + 1 > MAX_WINDOW_DATES:
-                raise serializers.ValidationError({"to": [f"A window has at most {MAX_WINDOW_DATES} dates."]})
-        attrs["window"] = window_resolve(days=days or self.default_days, date_from=first, date_to=last, tz=attrs.pop("tz"))
-        return attrs
+from .windows import MAX_DATES, MAX_HOURLY_DATES
 
 
 class SummaryFilterSerializer(WindowFilterSerializer):
@@ -69,13 +28,12 @@ class ConcurrencyFilterSerializer(WindowFilterSerializer):
     interval = serializers.ChoiceField(
         choices=["day", "hour"], default="day", help_text="day: one entry per local date; hour: per local clock hour."
     )
-    max_hour_dates = 31
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
-        if attrs["interval"] == "hour" and attrs["window"].days > self.max_hour_dates:
+        if attrs["interval"] == "hour" and attrs["window"].days > MAX_HOURLY_DATES:
             raise serializers.ValidationError(
-                {"interval": [f"interval=hour takes windows of at most {self.max_hour_dates} dates."]}
+                {"interval": [f"hour needs a window of at most {MAX_HOURLY_DATES} dates."]}
             )
         return attrs
 
@@ -93,7 +51,7 @@ def _window_header():
         "from": serializers.DateField(help_text="first local date of the window"),
         "to": serializers.DateField(help_text="last local date of the window, included"),
         "tz": serializers.CharField(help_text="the time zone of the dates"),
-        "period_days": serializers.IntegerField(min_value=1, max_value=MAX_WINDOW_DATES),
+        "period_days": serializers.IntegerField(min_value=1, max_value=MAX_DATES),
     }
 
 

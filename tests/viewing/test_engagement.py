@@ -170,3 +170,44 @@ def test_concurrency_defaults(stored, client, frozen_now):
     body = get(client, "concurrency")
     assert body == reference.concurrency(events, first_day=today - timedelta(days=6), last_day=today)
     assert [e["date"] for e in body["concurrency"]][-1] == today.isoformat()
+
+
+def csv_rows(client, path, params, how):
+    import csv
+    import io
+
+    if how == "accept":
+        response = client.get(f"{BASE}/{path}", params, HTTP_ACCEPT="text/csv")
+    else:
+        response = client.get(f"{BASE}/{path}", {**params, "format": "csv"})
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    return response, list(csv.reader(io.StringIO(response.content.decode("utf-8"), newline="")))
+
+
+@pytest.mark.parametrize("how", ["accept", "format"])
+def test_csv_answers(stored, client, frozen_now, how):
+    _events, ids, _dst = stored
+    movie = ids["movies"][0]
+    params = {"days": 3, "tz": "Asia/Kathmandu"}
+    cases = [
+        ("summary", {**params, "compare": "previous_period"}, "summary", None),
+        (f"content/{movie}/retention", {**params, "bucket": 600}, "retention", "curve"),
+        ("concurrency", {**params, "interval": "hour"}, "concurrency", "concurrency"),
+        ("concurrency", params, "concurrency", "concurrency"),
+    ]
+    for path, query_params, name, rows_field in cases:
+        body = get(client, path, **query_params)
+        response, rows = csv_rows(client, path, query_params, how)
+        assert response["Content-Disposition"] == f'attachment; filename="{name}_{body["from"]}_{body["to"]}.csv"'
+        entries = body[rows_field] if rows_field else [{k: v for k, v in body.items() if k not in ("previous", "change")}]
+        assert rows[0] == list(entries[0])
+        assert rows[1:] == [["" if v is None else str(v) for v in entry.values()] for entry in entries]
+        assert len(rows) > 2 or rows_field is None
+
+
+def test_realtime_csv(ch, client):
+    body = get(client, "realtime")
+    response, rows = csv_rows(client, "realtime", {}, "format")
+    assert response["Content-Disposition"] == 'attachment; filename="realtime.csv"'
+    assert rows == [["movie_id", "live_views"]] and body["top_movies"] == []
