@@ -1,11 +1,19 @@
 """WSGI entry point (gunicorn analytics_site.wsgi)."""
 
 import os
+import sys
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
-application = get_wsgi_application()
+try:
+    application = get_wsgi_application()
+except ImproperlyConfigured as e:
+    # A missing or malformed setting: one line naming it (logging is not configured yet), and
+    # exit code 3, on which gunicorn stops instead of booting workers again and again.
+    sys.stderr.write(f"Cannot start: {e}\n")
+    sys.exit(3)
 
 # docs/architecture.md, Two engines: on the embedded engine the server needs the data directory to itself. Take it
 # now, so a directory held by another process stops the server at start with a clear message
@@ -14,7 +22,6 @@ from django.conf import settings  # noqa: E402
 
 if settings.CLICKHOUSE_EMBEDDED:
     import logging
-    import sys
 
     from analytics_site.chdb_backend.engine import EngineLocked, open_engine
 

@@ -97,3 +97,27 @@ def test_an_unreachable_clickhouse_server_is_one_line_naming_it(tmp_path):
 def test_a_command_before_migrate_says_to_run_migrate(tmp_path):
     line = one_line_error(manage(tmp_path, "generate_events", "--events", "10"))
     assert "run `.venv/bin/python manage.py migrate` first" in line
+
+
+def gunicorn(tmp_path, **env):
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CLICKHOUSE_"))},
+        "ANALYTICS_VAR_DIR": str(tmp_path / "var"), "CLICKHOUSE_DATA_DIR": str(tmp_path / "clickhouse"),
+        "PORT": str(free_port()), "ENABLE_KAFKA": "false", **env,
+    }
+    binary = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    return subprocess.run([binary, "-c", "python:analytics_site.gunicorn_conf", "analytics_site.wsgi"],
+                          env=environment, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120)
+
+
+def test_the_server_without_a_secret_key_stops_with_one_line(tmp_path):
+    done = gunicorn(tmp_path, DJANGO_DEBUG="false")
+    assert done.returncode != 0
+    assert "Cannot start: DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off" in done.stderr
+    assert "Traceback" not in done.stderr and "Worker failed to boot" in done.stderr
+
+
+def test_the_server_with_a_malformed_port_stops_with_one_line(tmp_path):
+    done = gunicorn(tmp_path, DJANGO_DEBUG="true", PORT="http")
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == ["Error: PORT must be an integer, got 'http'."]
