@@ -102,6 +102,27 @@ def test_engagement_panels_show_what_the_api_says(ch, browser, live_server, clie
     concurrency = client.get("/api/v1/analytics/concurrency?days=7&interval=hour").json()["concurrency"]
     assert chart(browser, "concurrency-chart")["data"][0] == [e["peak_concurrent_views"] for e in concurrency]
 
+    # A zone picked in the window form (the page's own picker, or one added here) redraws them.
+    browser.execute_script("""
+        const form = document.getElementById('window-form');
+        let picker = form.querySelector('[name=tz]');
+        if (!picker) {
+            picker = document.createElement('select');
+            picker.name = 'tz';
+            picker.innerHTML = '<option>UTC</option><option>Asia/Kathmandu</option>';
+            form.appendChild(picker);
+        }
+        if (![...picker.options].some(o => o.value === 'Asia/Kathmandu')) picker.add(new Option('Asia/Kathmandu'));
+        picker.value = 'Asia/Kathmandu';
+        picker.dispatchEvent(new Event('change', {bubbles: true}));
+    """)
+    wait_for(browser, lambda d: loaded(d).startswith("7|Asia/Kathmandu|"))
+    local = client.get("/api/v1/analytics/summary?days=7&tz=Asia/Kathmandu&compare=previous_period").json()
+    assert float(browser.find_element(By.ID, "tile-views").get_attribute("data-value")) == local["views"]
+    concurrency = client.get("/api/v1/analytics/concurrency?days=7&interval=hour&tz=Asia/Kathmandu").json()
+    assert chart(browser, "concurrency-chart")["data"][0] == [
+        e["peak_concurrent_views"] for e in concurrency["concurrency"]]
+
     # Watching now refreshes by itself: a new view shows within one refresh.
     live = client.get("/api/v1/analytics/realtime?window=300").json()
     wait_for(browser, lambda d: d.find_element(By.ID, "now-live").text == f"{live['live_views']:,}")

@@ -24,9 +24,11 @@
     charts[id] = new Chart($(id), config);
   }
 
+  // The window form's controls: `days`, and `tz` once the page has a zone picker (any control
+  // named tz in #window-form).
   function windowQuery() {
-    const tz = $("tz") ? $("tz").value : "UTC";
-    return `days=${encodeURIComponent($("days").value)}&tz=${encodeURIComponent(tz || "UTC")}`;
+    const tz = $("window-form").elements.namedItem("tz");
+    return `days=${encodeURIComponent($("days").value)}&tz=${encodeURIComponent((tz && tz.value) || "UTC")}`;
   }
 
   function duration(seconds) {
@@ -161,8 +163,7 @@
     if (!movie && defaultMovie()) refresh();
   }).observe($("popular-table").querySelector("tbody"), { childList: true });
   $("popular-table").addEventListener("click", pickMovie);
-  $("days").addEventListener("change", refresh);
-  if ($("tz")) $("tz").addEventListener("change", refresh);
+  $("window-form").addEventListener("change", refresh);
   refresh();
   loadRealtime().catch(showError);
   setInterval(() => loadRealtime().catch(showError), REALTIME_EVERY_MS);
