@@ -32,6 +32,17 @@ def answers(host: str, port: int) -> bool:
         return False
 
 
+def require_broker() -> None:
+    """Fail at once, in one line, when no bootstrap server accepts a connection (kafka-python
+    would try for half a minute before saying so)."""
+    addresses = [split_address(a) for a in settings.KAFKA_BOOTSTRAP_SERVERS.split(",") if a.strip()]
+    if not any(answers(host, port) for host, port in addresses):
+        raise CommandError(
+            f"No Kafka broker answers at {settings.KAFKA_BOOTSTRAP_SERVERS}: start one with "
+            "`make broker`, or set KAFKA_BOOTSTRAP_SERVERS."
+        )
+
+
 def create_topics(bootstrap: str, topics: list[str], dlq: str, partitions: int) -> list[str]:
     """Create the topics that do not exist yet; the names created."""
     from kafka import KafkaAdminClient

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from .kafka_broker import require_broker
+
 ACTIONS = ("start", "progress", "stop")
 
 
@@ -48,6 +50,7 @@ class Command(BaseCommand):
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
+        require_broker()
         if valid < 0:
             raise CommandError("--valid must be at least 0.")
         messages = sample_messages(valid, datetime.now(UTC))

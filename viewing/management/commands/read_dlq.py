@@ -7,6 +7,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from .kafka_broker import require_broker
+
 
 def describe(record) -> str:
     headers = {key: value.decode(errors="replace") for key, value in (record.headers or [])}
@@ -30,6 +32,7 @@ class Command(BaseCommand):
         from kafka import KafkaConsumer, TopicPartition
         from kafka.errors import KafkaError
 
+        require_broker()
         topic = settings.KAFKA_DLQ_TOPIC
         try:
             consumer = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
