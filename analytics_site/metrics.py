@@ -46,6 +46,11 @@ INSERT_ROWS = Histogram(
     ["path"],
     buckets=(1, 10, 100, 1000, 5000, 10000, 50000, 100000),
 )
+UNFINISHED_INSERTS = Gauge(
+    "analytics_unfinished_inserts",
+    "Inserts that failed after the raw table took their rows, waiting to be completed in the views.",
+    multiprocess_mode="livesum",
+)
 CONSUMER_LAG = Gauge(
     "analytics_consumer_lag", "Kafka consumer lag (messages) per partition.", ["topic", "partition"],
     multiprocess_mode="max",

@@ -129,6 +129,9 @@ CLICKHOUSE_QUERY_SETTINGS = {
     "max_query_size": 16 * 1024 * 1024,
     "max_execution_time": env.int("CLICKHOUSE_QUERY_TIMEOUT", default=30),
 }
+# Settings added to every INSERT of events (viewing/services.py), e.g. a memory cap for
+# inserts ({"max_memory_usage": ...}); none by default. Tests use it to make inserts fail.
+CLICKHOUSE_INSERT_SETTINGS: dict = {}
 if CLICKHOUSE_EMBEDDED:
     DATABASES["clickhouse"] = {
         "ENGINE": "analytics_site.chdb_backend",

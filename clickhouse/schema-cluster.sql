@@ -21,7 +21,8 @@ CREATE TABLE viewing_events_local ON CLUSTER analytics_cluster
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/viewing_events_local', '{replica}')
 PARTITION BY toYYYYMM(event_time)
 ORDER BY (toDate(event_time), user_id, event_time)
-TTL event_time + INTERVAL 365 DAY;
+TTL event_time + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE TABLE viewing_events ON CLUSTER analytics_cluster AS viewing_events_local
 ENGINE = Distributed(analytics_cluster, currentDatabase(), viewing_events_local, cityHash64(user_id));
@@ -34,7 +35,7 @@ CREATE TABLE event_ids_local ON CLUSTER analytics_cluster
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/event_ids_local', '{replica}')
 ORDER BY id
 TTL event_time + INTERVAL 365 DAY
-SETTINGS index_granularity = 256;
+SETTINGS index_granularity = 256, non_replicated_deduplication_window = 1000;
 
 CREATE TABLE event_ids ON CLUSTER analytics_cluster AS event_ids_local
 ENGINE = Distributed(analytics_cluster, currentDatabase(), event_ids_local);
@@ -54,7 +55,8 @@ CREATE TABLE popular_content_daily_local ON CLUSTER analytics_cluster
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/popular_content_daily_local', '{replica}')
 PARTITION BY toYYYYMM(day)
 ORDER BY (day, movie_id)
-TTL day + INTERVAL 365 DAY;
+TTL day + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE TABLE popular_content_daily ON CLUSTER analytics_cluster AS popular_content_daily_local
 ENGINE = Distributed(analytics_cluster, currentDatabase(), popular_content_daily_local);
@@ -82,7 +84,8 @@ CREATE TABLE user_stats_daily_local ON CLUSTER analytics_cluster
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/user_stats_daily_local', '{replica}')
 PARTITION BY toYYYYMM(day)
 ORDER BY (user_id, day, movie_id)
-TTL day + INTERVAL 365 DAY;
+TTL day + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE TABLE user_stats_daily ON CLUSTER analytics_cluster AS user_stats_daily_local
 ENGINE = Distributed(analytics_cluster, currentDatabase(), user_stats_daily_local);
@@ -110,7 +113,8 @@ CREATE TABLE events_daily_local ON CLUSTER analytics_cluster
 )
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/events_daily_local', '{replica}')
 ORDER BY day
-TTL day + INTERVAL 365 DAY;
+TTL day + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE TABLE events_daily ON CLUSTER analytics_cluster AS events_daily_local
 ENGINE = Distributed(analytics_cluster, currentDatabase(), events_daily_local);
@@ -134,7 +138,8 @@ CREATE TABLE events_hourly_local ON CLUSTER analytics_cluster
 )
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/events_hourly_local', '{replica}')
 ORDER BY hour
-TTL hour + INTERVAL 365 DAY;
+TTL hour + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE TABLE events_hourly ON CLUSTER analytics_cluster AS events_hourly_local
 ENGINE = Distributed(analytics_cluster, currentDatabase(), events_hourly_local);
@@ -176,7 +181,7 @@ ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/v
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (movie_id, bucket, session_id, user_id)
 TTL bucket + INTERVAL 365 DAY
-SETTINGS allow_nullable_key = 1;
+SETTINGS allow_nullable_key = 1, non_replicated_deduplication_window = 1000;
 
 CREATE TABLE view_segments ON CLUSTER analytics_cluster AS view_segments_local
 ENGINE = Distributed(analytics_cluster, currentDatabase(), view_segments_local);
@@ -208,7 +213,7 @@ CREATE TABLE recent_events_local ON CLUSTER analytics_cluster
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/recent_events_local', '{replica}')
 ORDER BY event_time
 TTL event_time + INTERVAL 2 HOUR
-SETTINGS merge_with_ttl_timeout = 600;
+SETTINGS merge_with_ttl_timeout = 600, non_replicated_deduplication_window = 1000;
 
 CREATE TABLE recent_events ON CLUSTER analytics_cluster AS recent_events_local
 ENGINE = Distributed(analytics_cluster, currentDatabase(), recent_events_local);

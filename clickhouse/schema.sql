@@ -21,7 +21,8 @@ CREATE TABLE viewing_events
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(event_time)
 ORDER BY (toDate(event_time), user_id, event_time)
-TTL event_time + INTERVAL 365 DAY;
+TTL event_time + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE TABLE event_ids
 (
@@ -31,7 +32,7 @@ CREATE TABLE event_ids
 ENGINE = MergeTree
 ORDER BY id
 TTL event_time + INTERVAL 365 DAY
-SETTINGS index_granularity = 256;
+SETTINGS index_granularity = 256, non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW event_ids_mv TO event_ids AS
 SELECT id, event_time
@@ -48,7 +49,8 @@ CREATE TABLE popular_content_daily
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (day, movie_id)
-TTL day + INTERVAL 365 DAY;
+TTL day + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW popular_content_mv TO popular_content_daily AS
 SELECT
@@ -73,7 +75,8 @@ CREATE TABLE user_stats_daily
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (user_id, day, movie_id)
-TTL day + INTERVAL 365 DAY;
+TTL day + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW user_stats_mv TO user_stats_daily AS
 SELECT
@@ -98,7 +101,8 @@ CREATE TABLE events_daily
 )
 ENGINE = AggregatingMergeTree
 ORDER BY day
-TTL day + INTERVAL 365 DAY;
+TTL day + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW events_daily_mv TO events_daily AS
 SELECT
@@ -119,7 +123,8 @@ CREATE TABLE events_hourly
 )
 ENGINE = AggregatingMergeTree
 ORDER BY hour
-TTL hour + INTERVAL 365 DAY;
+TTL hour + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW events_hourly_mv TO events_hourly AS
 SELECT
@@ -155,7 +160,7 @@ ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (movie_id, bucket, session_id, user_id)
 TTL bucket + INTERVAL 365 DAY
-SETTINGS allow_nullable_key = 1;
+SETTINGS allow_nullable_key = 1, non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW view_segments_mv TO view_segments AS
 SELECT
@@ -184,7 +189,7 @@ CREATE TABLE recent_events
 ENGINE = MergeTree
 ORDER BY event_time
 TTL event_time + INTERVAL 2 HOUR
-SETTINGS merge_with_ttl_timeout = 600;
+SETTINGS merge_with_ttl_timeout = 600, non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW recent_events_mv TO recent_events AS
 SELECT

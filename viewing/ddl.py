@@ -46,6 +46,7 @@ from viewing.ddl_engagement import (
 )
 from viewing.ddl_objects import (
     AGGREGATING_MERGE_TREE,
+    INSERT_DEDUPLICATION,
     MERGE_TREE,
     Engine,
     MaterializedView,
@@ -89,6 +90,7 @@ VIEWING_EVENTS = Table(
     partition_by="toYYYYMM(event_time)",
     order_by="(toDate(event_time), user_id, event_time)",
     ttl_column="event_time",
+    settings=(INSERT_DEDUPLICATION,),
     shard_key="cityHash64(user_id)",
 )
 
@@ -103,7 +105,7 @@ EVENT_IDS = Table(
     engine=MERGE_TREE,
     order_by="id",
     ttl_column="event_time",
-    settings=(("index_granularity", 256),),
+    settings=(("index_granularity", 256), INSERT_DEDUPLICATION),
 )
 EVENT_IDS_MV = MaterializedView(
     name="event_ids_mv",
@@ -130,6 +132,7 @@ POPULAR_CONTENT_DAILY = Table(
     partition_by="toYYYYMM(day)",
     order_by="(day, movie_id)",
     ttl_column="day",
+    settings=(INSERT_DEDUPLICATION,),
 )
 POPULAR_CONTENT_MV = MaterializedView(
     name="popular_content_mv",
@@ -165,6 +168,7 @@ USER_STATS_DAILY = Table(
     partition_by="toYYYYMM(day)",
     order_by="(user_id, day, movie_id)",
     ttl_column="day",
+    settings=(INSERT_DEDUPLICATION,),
 )
 USER_STATS_MV = MaterializedView(
     name="user_stats_mv",
@@ -199,6 +203,7 @@ EVENTS_DAILY = Table(
     engine=AGGREGATING_MERGE_TREE,
     order_by="day",
     ttl_column="day",
+    settings=(INSERT_DEDUPLICATION,),
 )
 EVENTS_DAILY_MV = MaterializedView(
     name="events_daily_mv",
@@ -226,6 +231,7 @@ EVENTS_HOURLY = Table(
     engine=AGGREGATING_MERGE_TREE,
     order_by="hour",
     ttl_column="hour",
+    settings=(INSERT_DEDUPLICATION,),
 )
 EVENTS_HOURLY_MV = MaterializedView(
     name="events_hourly_mv",

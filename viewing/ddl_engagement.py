@@ -12,7 +12,7 @@ generated events: 2.7 events per piece, 365k rows against 131k per hour; the 30-
 reads them in ~65 ms against ~45 ms per hour, the price of exact edges in those zones.
 """
 
-from viewing.ddl_objects import AGGREGATING_MERGE_TREE, MERGE_TREE, Table
+from viewing.ddl_objects import AGGREGATING_MERGE_TREE, INSERT_DEDUPLICATION, MERGE_TREE, Table
 
 UUID = "UUID"
 COUNT = "SimpleAggregateFunction(sum, UInt64)"
@@ -44,7 +44,7 @@ VIEW_SEGMENTS = Table(
     partition_by="toYYYYMM(bucket)",
     order_by="(movie_id, bucket, session_id, user_id)",
     ttl_column="bucket",
-    settings=(("allow_nullable_key", 1),),
+    settings=(("allow_nullable_key", 1), INSERT_DEDUPLICATION),
 )
 VIEW_SEGMENTS_SELECT = """
 SELECT
@@ -81,7 +81,7 @@ RECENT_EVENTS = Table(
     order_by="event_time",
     ttl_column="event_time",
     ttl_interval="INTERVAL 2 HOUR",
-    settings=(("merge_with_ttl_timeout", 600),),
+    settings=(("merge_with_ttl_timeout", 600), INSERT_DEDUPLICATION),
 )
 RECENT_EVENTS_SELECT = """
 SELECT

@@ -69,6 +69,13 @@ class Engine:
 MERGE_TREE = Engine("MergeTree")
 AGGREGATING_MERGE_TREE = Engine("AggregatingMergeTree")
 
+# The raw table and every table a view fills from it remember the block ids of their last 1,000
+# inserts. Each insert of events carries its own insert_deduplication_token, so one sent
+# again after it failed half-way (the raw table took the rows, a view failed) writes only the
+# parts that are missing, in the raw table and in every view (viewing/services.py). Replicated
+# tables (cluster mode) keep such a window anyway (replicated_deduplication_window).
+INSERT_DEDUPLICATION = ("non_replicated_deduplication_window", 1000)
+
 TableKind = Literal["raw", "aggregate", "lookup"]
 
 

@@ -28,6 +28,16 @@ FROM event_ids
 WHERE id IN (SELECT toUUID(arrayJoin(splitByChar(',', %(ids)s))))
 """
 
+# How many of these ids the raw table holds, within the batch's time range (the raw table's
+# sort key starts with the day): after a failed insert, whether the raw table took its rows
+# although a view (or event_ids) did not. Same id string as STORED_IDS.
+RAW_IDS_COUNT = """
+SELECT count()
+FROM viewing_events
+WHERE event_time BETWEEN toDateTime(%(first)s, 'UTC') AND toDateTime(%(last)s, 'UTC')
+    AND id IN (SELECT toUUID(arrayJoin(splitByChar(',', %(ids)s))))
+"""
+
 # The time of one stored event, by id: event_ids is sorted by id, and the time then finds the
 # raw row through viewing_events' sort key (the admin's search by event id).
 EVENT_TIME_OF_ID = """

@@ -1,11 +1,28 @@
-"""Writes: storing viewing events, idempotently by event id."""
+"""Writes: storing viewing events, idempotently by event id, and completing an insert that
+failed half-way.
 
+ClickHouse does not write a table and its materialized views atomically: an INSERT can fail
+after the raw table took the rows (a view's table refusing them, the disk filling up between
+the parts), and a retry of the same events is then skipped by the id look-up as "already
+stored" while the views stay short. So every insert carries its own
+insert_deduplication_token, and the raw table and every table its views feed keep a
+deduplication window (viewing/ddl_objects.py, INSERT_DEDUPLICATION). When an insert fails and
+the raw table holds some of its rows, the insert is remembered and, before anything else is
+stored, sent again with the same rows and token: ClickHouse skips every part the first
+attempt wrote (raw table and views alike) and writes the missing ones. Until that succeeds,
+a batch that shares an event with it fails too, so a retry is acknowledged only once every
+table holds its events.
+"""
+
+import logging
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
-from django.db import connections
+from django.conf import settings as django_settings
+from django.db import DatabaseError, connections
 
 from analytics_site import metrics
 
@@ -20,6 +37,29 @@ _store_lock = threading.Lock()
 LOOKUP_CHUNK = 5000
 _EPOCH = datetime(1970, 1, 1)
 _SECOND = timedelta(seconds=1)
+# What an insert asks for so a repeat with the same token writes only what is missing, in the
+# raw table and in every view (by default on recent ClickHouse; stated for older servers).
+DEDUPLICATION = {"insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
+# Unfinished inserts kept at most (each holds its rows); older ones are dropped with an error
+# in the log, and verify_aggregates / rebuild_aggregates mend their days.
+MAX_UNFINISHED = 32
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Unfinished:
+    """An insert that failed after the raw table took (some of) its rows."""
+
+    rows: list
+    token: str
+    path: str
+    using: str
+    ids: set = field(default_factory=set)
+    written: bool | None = None  # None: not known yet (the check itself failed)
+    attempts: int = 0
+
+
+_unfinished: list[_Unfinished] = []
 
 
 def _id_text(event_id):
@@ -70,8 +110,9 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
     `path`: the way in (http, kafka, generator), a label of the ingestion metrics.
     `settings`: ClickHouse settings for the INSERT (e.g. async inserts on a server).
 
-    Returns the number of events newly stored. Either all new events are stored or, on error,
-    none: the rows go in one block, which ClickHouse writes atomically.
+    Returns the number of events newly stored. On error nothing of the batch is acknowledged:
+    the error is raised, and if the raw table took rows of it anyway, the insert is completed
+    (views included) before anything else is stored (see the module's docstring).
     """
     created_at = int(time.time())
     unique = {}
@@ -82,17 +123,102 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
     batch_unique = len(unique)
     started = time.perf_counter()
     with _store_lock, connections[using].cursor() as cursor:
+        _complete_unfinished(cursor, using=using, wanted=unique.keys())
         # Erased viewers' events are dropped here, under the lock (viewing/suppression.py).
         unique = events_unsuppressed(cursor, unique, path=path)
         suppressed = batch_unique - len(unique)
         stored = _stored_ids(cursor, list(unique))
         rows = [_insert_values(event, created_at) for event_id, event in unique.items() if event_id not in stored]
         if rows:
-            if settings:
-                cursor.cursor.set_settings(dict(settings))
-            cursor.executemany(queries.INSERT_EVENTS, rows)
+            insert_settings = {**django_settings.CLICKHOUSE_INSERT_SETTINGS, **(settings or {})}
+            # Asynchronous inserts (server mode, single events) are left as they are: servers
+            # before 26.x refuse view de-duplication with them.
+            token = None if insert_settings.get("async_insert") else uuid.uuid4().hex
+            if token:
+                insert_settings.update(DEDUPLICATION, insert_deduplication_token=token)
+            try:
+                _insert(cursor, rows, insert_settings)
+            except DatabaseError:
+                if token:
+                    _remember(cursor, _Unfinished(rows, token, path, using))
+                raise
     metrics.INSERT_SECONDS.labels(path).observe(time.perf_counter() - started)
     metrics.INSERT_ROWS.labels(path).observe(len(events))
     metrics.EVENTS_INGESTED.labels(path).inc(len(rows))
     metrics.EVENTS_DUPLICATE.labels(path).inc(len(events) - len(rows) - suppressed)
     return len(rows)
+
+
+def unfinished_inserts() -> list[_Unfinished]:
+    """The inserts waiting to be completed (for /metrics, ops and tests)."""
+    return _unfinished
+
+
+def _insert(cursor, rows, insert_settings):
+    cursor.cursor.set_settings(insert_settings)
+    try:
+        cursor.executemany(queries.INSERT_EVENTS, rows)
+    finally:
+        cursor.cursor.set_settings({})
+
+
+def _raw_holds_any(cursor, rows):
+    """Whether the raw table holds any of these rows (by id, within their time range)."""
+    times = [row[5] for row in rows]
+    params = {"first": min(times), "last": max(times)}
+    for start in range(0, len(rows), LOOKUP_CHUNK):
+        ids = ",".join(_id_text(row[0]) for row in rows[start : start + LOOKUP_CHUNK])
+        cursor.execute(queries.RAW_IDS_COUNT, {**params, "ids": ids})
+        if cursor.fetchall()[0][0]:
+            return True
+    return False
+
+
+def _remember(cursor, unfinished):
+    """After a failed insert: keep it for completion if the raw table took rows of it."""
+    unfinished.ids = {row[0] for row in unfinished.rows}
+    try:
+        unfinished.written = _raw_holds_any(cursor, unfinished.rows)
+    except DatabaseError:
+        unfinished.written = None  # asked again before it is sent again
+    if unfinished.written is False:
+        return  # a clean failure: nothing of it is stored
+    _unfinished.append(unfinished)
+    log.warning("An insert of %d events failed after the raw table took rows of it; it is completed "
+                "(raw table and views) before the next events are stored.", len(unfinished.rows))
+    while len(_unfinished) > MAX_UNFINISHED:
+        dropped = _unfinished.pop(0)
+        days = sorted({str(datetime.fromtimestamp(row[5], UTC).date()) for row in dropped.rows})
+        log.error("Gave up completing an insert of %d events (more than %d are waiting); the aggregates "
+                  "of %s may be short: run manage.py verify_aggregates and rebuild_aggregates.",
+                  len(dropped.rows), MAX_UNFINISHED, ", ".join(days))
+    metrics.UNFINISHED_INSERTS.set(len(_unfinished))
+
+
+def _complete_unfinished(cursor, *, using, wanted):
+    """Send every remembered insert again (same rows, same token). One that still fails is
+    kept; it fails the current batch only if the batch shares an event with it, so a retry is
+    never acknowledged while the views lack its events."""
+    for unfinished in list(_unfinished):
+        if unfinished.using != using:
+            continue
+        unfinished.attempts += 1
+        try:
+            if unfinished.written is None:
+                unfinished.written = _raw_holds_any(cursor, unfinished.rows)
+            if unfinished.written:
+                # Today's insert settings, the first attempt's token: only the missing parts.
+                _insert(cursor, unfinished.rows, {**django_settings.CLICKHOUSE_INSERT_SETTINGS, **DEDUPLICATION,
+                                                  "insert_deduplication_token": unfinished.token})
+                metrics.EVENTS_INGESTED.labels(unfinished.path).inc(len(unfinished.rows))
+                log.info("Completed an insert of %d events that had failed half-way (attempt %d).",
+                         len(unfinished.rows), unfinished.attempts)
+            _unfinished.remove(unfinished)
+        except DatabaseError:
+            if any(event_id in unfinished.ids for event_id in wanted):
+                raise
+            log.warning("An insert of %d events that failed half-way still cannot be completed "
+                        "(attempt %d); it is tried again with the next events.",
+                        len(unfinished.rows), unfinished.attempts)
+        finally:
+            metrics.UNFINISHED_INSERTS.set(len(_unfinished))

@@ -15,12 +15,9 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import contextmanager
-from io import StringIO
 
 import pytest
 from django.conf import settings
-from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connections
 
 from analytics_site.exceptions import StorageUnavailable, StoreFailed
@@ -163,34 +160,3 @@ def test_server_that_never_answers_is_503_within_the_timeouts(tmp_path):
         # connect (1 s) + one read (CLICKHOUSE_QUERY_TIMEOUT 2 s), with room for a slow machine
         assert seconds < 6, (path, seconds)
 
-
-# --- Insert faults: what is acknowledged is stored, the rest is refused --------------------------
-
-@contextmanager
-def constraint(table, check):
-    """A CHECK constraint on `table` for the duration: every insert it refuses fails, as a
-    server's would, with VIOLATED_CONSTRAINT."""
-    with connections["clickhouse"].cursor() as cursor:
-        cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT fault CHECK {check}")
-    try:
-        yield
-    finally:
-        with connections["clickhouse"].cursor() as cursor:
-            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT fault")
-
-
-@pytest.mark.embedded
-def test_a_refused_insert_is_a_json_503_naming_the_cause_and_stores_nothing(ch, client):
-    with constraint("viewing_events", "event_type != 'start'"):
-        single = client.post(f"{BASE}/events", event(), content_type="application/json")
-        batch = client.post(f"{BASE}/events/batch", [event(), event()], content_type="application/json")
-        for response in (single, batch):
-            assert response.status_code == 503, response.content
-            assert response.json() == {"detail": StoreFailed.default_detail, "cause": "VIOLATED_CONSTRAINT"}
-        assert query("SELECT count() FROM viewing_events") == [(0,)]
-        with pytest.raises(CommandError) as e:
-            call_command("generate_events", events=100, days=2, batch_size=40, stdout=StringIO(), stderr=StringIO())
-        message = str(e.value)
-        assert message.startswith("Storing events failed (VIOLATED_CONSTRAINT) after 0 new events were stored: ")
-        assert "\n" not in message
-    assert query("SELECT count() FROM viewing_events") == [(0,)]

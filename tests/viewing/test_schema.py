@@ -64,6 +64,11 @@ def test_views_feed_aggregating_tables(ch):
     assert set(engines.values()) == {"AggregatingMergeTree"}
 
 
+def _sorted_settings(ttl_and_settings):
+    ttl, _, settings = ttl_and_settings.partition(" SETTINGS ")
+    return f"{ttl} SETTINGS {', '.join(sorted(settings.split(', ')))}" if settings else ttl
+
+
 def describe(database):
     """Everything that defines each table and view of a database, in comparable form."""
     tables = query(
@@ -73,6 +78,9 @@ def describe(database):
         "FROM system.tables WHERE database = %(db)s AND name != 'django_migrations' ORDER BY name",
         {"db": database},
     )
+    # A setting added later by ALTER ... MODIFY SETTING comes after the ones of CREATE: the
+    # order of settings means nothing, so they are compared sorted.
+    tables = [(*row[:5], _sorted_settings(row[5]), row[6]) for row in tables]
     columns = query(
         "SELECT table, name, type, default_expression FROM system.columns "
         "WHERE database = %(db)s AND table != 'django_migrations' ORDER BY table, position",
