@@ -239,7 +239,8 @@ CREATE TABLE events_quarter_hourly_local ON CLUSTER analytics_cluster
 )
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/events_quarter_hourly_local', '{replica}')
 ORDER BY quarter
-TTL quarter + INTERVAL 365 DAY;
+TTL quarter + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE TABLE events_quarter_hourly ON CLUSTER analytics_cluster AS events_quarter_hourly_local
 ENGINE = Distributed(analytics_cluster, currentDatabase(), events_quarter_hourly_local);

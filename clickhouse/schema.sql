@@ -212,7 +212,8 @@ CREATE TABLE events_quarter_hourly
 )
 ENGINE = AggregatingMergeTree
 ORDER BY quarter
-TTL quarter + INTERVAL 365 DAY;
+TTL quarter + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
 
 CREATE MATERIALIZED VIEW events_quarter_hourly_mv TO events_quarter_hourly AS
 SELECT

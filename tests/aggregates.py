@@ -26,6 +26,8 @@ STORED_SQL = {
     "events_daily": "SELECT toString(day), sum(events), sum(starts), sum(finishes), uniqMerge(users), "
                     "uniqMerge(movies) FROM events_daily GROUP BY day ORDER BY 1",
     "events_hourly": "SELECT toString(hour), sum(events), uniqMerge(users) FROM events_hourly GROUP BY hour ORDER BY 1",
+    "events_quarter_hourly": "SELECT toString(quarter), sum(events), sum(starts), sum(finishes), uniqMerge(users), "
+                             "uniqMerge(movies) FROM events_quarter_hourly GROUP BY quarter ORDER BY 1",
     "view_segments": "SELECT toString(movie_id), toString(bucket), ifNull(toString(session_id), 'None'), toString(user_id), "
                      "toString(min(first_time)), toString(max(last_time)), min(low), max(high), sum(events), "
                      "sum(starts), sum(finishes) FROM view_segments "
@@ -70,6 +72,7 @@ def expected_tables(events, cutoff):
     users = defaultdict(lambda: [0, 0, 0, 0])
     daily = defaultdict(lambda: [0, 0, 0, set(), set()])
     hourly = defaultdict(lambda: [0, set()])
+    quarters = defaultdict(lambda: [0, 0, 0, set(), set()])
     segments = {}
     recent = []
     for e in events:
@@ -92,6 +95,10 @@ def expected_tables(events, cutoff):
         h[0] += 1
         h[1].add(user)
         bucket = _text(t.replace(minute=t.minute - t.minute % 15, second=0))
+        q = quarters[bucket]
+        q[0], q[1], q[2] = q[0] + 1, q[1] + start, q[2] + finish
+        q[3].add(user)
+        q[4].add(movie)
         key = (movie, bucket, str(session), user)
         s = segments.get(key)
         if s is None:
@@ -108,6 +115,7 @@ def expected_tables(events, cutoff):
         "user_stats_daily": [[u, d, m, *values] for (u, d, m), values in sorted(users.items())],
         "events_daily": [[d, n, s, f, len(us), len(ms)] for d, (n, s, f, us, ms) in sorted(daily.items())],
         "events_hourly": [[h, n, len(us)] for h, (n, us) in sorted(hourly.items())],
+        "events_quarter_hourly": [[q, n, s, f, len(us), len(ms)] for q, (n, s, f, us, ms) in sorted(quarters.items())],
         "view_segments": [[*key, _text(v[0]), _text(v[1]), *v[2:]] for key, v in sorted(segments.items())],
         "recent_events": sorted(recent),
     }

@@ -288,6 +288,7 @@ EVENTS_QUARTER_HOURLY = Table(
     engine=AGGREGATING_MERGE_TREE,
     order_by="quarter",
     ttl_column="quarter",
+    settings=(INSERT_DEDUPLICATION,),
 )
 EVENTS_QUARTER_HOURLY_MV = MaterializedView(
     name="events_quarter_hourly_mv",

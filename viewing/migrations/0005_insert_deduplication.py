@@ -44,6 +44,10 @@ SINGLE_NODE = [
         'ALTER TABLE recent_events MODIFY SETTING non_replicated_deduplication_window = 1000',
         'ALTER TABLE recent_events RESET SETTING non_replicated_deduplication_window',
     ),
+    (
+        'ALTER TABLE events_quarter_hourly MODIFY SETTING non_replicated_deduplication_window = 1000',
+        'ALTER TABLE events_quarter_hourly RESET SETTING non_replicated_deduplication_window',
+    ),
 ]
 
 CLUSTER = [
@@ -79,11 +83,15 @@ CLUSTER = [
         'ALTER TABLE recent_events_local ON CLUSTER {cluster} MODIFY SETTING non_replicated_deduplication_window = 1000',
         'ALTER TABLE recent_events_local ON CLUSTER {cluster} RESET SETTING non_replicated_deduplication_window',
     ),
+    (
+        'ALTER TABLE events_quarter_hourly_local ON CLUSTER {cluster} MODIFY SETTING non_replicated_deduplication_window = 1000',
+        'ALTER TABLE events_quarter_hourly_local ON CLUSTER {cluster} RESET SETTING non_replicated_deduplication_window',
+    ),
 ]
 
 
 class Migration(migrations.Migration):
 
-    dependencies = [("viewing", "0003_engagement")]
+    dependencies = [("viewing", "0004_events_quarter_hourly")]
 
     operations = operations(SINGLE_NODE, CLUSTER)
