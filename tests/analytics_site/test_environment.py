@@ -111,3 +111,13 @@ def test_a_wider_bind_in_development_accepts_any_host_and_production_keeps_its_l
     prod = run_python(code, tmp_path, **base, DJANGO_DEBUG="false", BIND_ADDRESS="0.0.0.0")
     assert dev.stdout.strip() == "['*']", dev.stderr
     assert local.stdout.strip() == prod.stdout.strip() == "['localhost', '127.0.0.1', '[::1]']"
+
+
+def test_every_variable_of_env_example_is_explained_in_the_operations_docs():
+    """.env.example lists every setting with its default; docs/operations.md explains each."""
+    import re
+
+    root = settings.BASE_DIR
+    listed = set(re.findall(r"^([A-Z0-9_]+)=", (root / ".env.example").read_text(), re.MULTILINE))
+    explained = set(re.findall(r"`([A-Z0-9_]+)`", (root / "docs" / "operations.md").read_text()))
+    assert listed and listed - explained == set()
