@@ -23,6 +23,7 @@ from django.db import connections
 from analytics_site.exceptions import StoreFailed
 from tests.aggregates import STORED_SQL, stored_events, tables_and_reference
 from tests.conftest import query
+from tests.kafka_broker import make_loop, run_in_thread, wait_until
 from viewing import ddl
 from viewing.ddl_objects import INSERT_DEDUPLICATION
 from viewing.generator import event_batches
@@ -203,3 +204,47 @@ def test_every_table_the_raw_events_feed_is_deduplicated_and_checked():
     for name in fed:
         assert INSERT_DEDUPLICATION in ddl.BY_NAME[name].settings, name
     assert set(STORED_SQL) == fed
+
+
+def as_message(e):
+    value = {"event_id": str(e["id"]), "user_id": str(e["user_id"]), "movie_id": str(e["movie_id"]),
+             "action": e["event_type"], "timestamp": e["event_time"].isoformat() + "Z",
+             "position_seconds": e["position_seconds"]}
+    if e["session_id"] is not None:
+        value["session_id"] = str(e["session_id"])
+    return value
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("fault", FAULTS)
+def test_an_insert_fault_under_kafka_commits_nothing_and_goes_on_exactly_once(ch, kafka, settings, caplog, fault):
+    make_fault, cause, _half_written = FAULTS[fault]
+    rng = random.Random(f"kafka:{fault}")
+    before, refused = make_events(rng, 30), make_events(rng, 30)
+    loop = make_loop(kafka, batch_size=20)
+    thread, result = run_in_thread(loop, exit_on_idle=1)
+    try:
+        for e in before:
+            kafka.produce(kafka.topic("start"), as_message(e))
+        committed = kafka.produced_offsets()
+        wait_until(lambda: kafka.committed(kafka.group()) == committed or "error" in result, 60, "the first commit")
+        with make_fault(settings):
+            for e in refused:
+                kafka.produce(kafka.topic("start"), as_message(e))
+            kafka.flush()
+            wait_until(lambda: loop.stats.failed_flushes >= 3 or "error" in result, 60, lambda: loop.stats.snapshot())
+            assert kafka.committed(kafka.group()) == committed  # nothing of the refused batches
+            assert loop.stats.snapshot()["state"] == "retrying"
+        thread.join(60)
+    finally:
+        loop.request_stop()
+        thread.join(30)
+    assert not thread.is_alive() and "error" not in result, result
+    assert kafka.committed(kafka.group()) == kafka.produced_offsets()
+    # One line per failed attempt (each followed by a back-off), naming ClickHouse's error.
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Storing ")
+                and "failed (attempt" in r.getMessage()]
+    assert len(failures) == result["stats"]["failed_flushes"] >= 3
+    assert all(cause in line for line in failures), failures[0]
+    stored, expected = tables_and_reference(before + refused)
+    assert stored == expected
