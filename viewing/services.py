@@ -63,15 +63,36 @@ _unfinished: list[_Unfinished] = []
 
 
 def _id_text(event_id):
-    # 32 hex digits, which toUUID reads as well as the dashed form: the driver escapes the
-    # parameter one character at a time, so 4 characters less per id is ~1 µs less per event.
+    # 32 hex digits, which toUUID reads as well as the dashed form.
     return event_id.hex if type(event_id) is uuid.UUID else str(event_id)
+
+
+class _IdList:
+    """The ids parameter of queries.STORED_IDS / RAW_IDS_COUNT: a comma-separated string
+    literal. clickhouse-driver escapes a str parameter one character at a time (~3 µs an
+    event for 10,000 ids); ids of hex digits, dashes and commas need no escaping, so this
+    object, which the driver formats as it is, quotes them itself. Anything else is left to
+    the driver as a plain string."""
+
+    __slots__ = ("text",)
+    _SAFE = str.maketrans("", "", "0123456789abcdefABCDEF-,")
+
+    def __init__(self, text):
+        self.text = text
+
+    def __str__(self):
+        return f"'{self.text}'"
+
+    @classmethod
+    def of(cls, ids):
+        text = ",".join(map(_id_text, ids))
+        return cls(text) if not text.translate(cls._SAFE) else text
 
 
 def _stored_ids(cursor, ids):
     found = set()
     for start in range(0, len(ids), LOOKUP_CHUNK):
-        cursor.execute(queries.STORED_IDS, {"ids": ",".join(map(_id_text, ids[start : start + LOOKUP_CHUNK]))})
+        cursor.execute(queries.STORED_IDS, {"ids": _IdList.of(ids[start : start + LOOKUP_CHUNK])})
         found.update(row[0] for row in cursor.fetchall())
     return found
 
@@ -167,7 +188,7 @@ def _raw_holds_any(cursor, rows):
     times = [row[5] for row in rows]
     params = {"first": min(times), "last": max(times)}
     for start in range(0, len(rows), LOOKUP_CHUNK):
-        ids = ",".join(_id_text(row[0]) for row in rows[start : start + LOOKUP_CHUNK])
+        ids = _IdList.of(row[0] for row in rows[start : start + LOOKUP_CHUNK])
         cursor.execute(queries.RAW_IDS_COUNT, {**params, "ids": ids})
         if cursor.fetchall()[0][0]:
             return True

@@ -1,11 +1,18 @@
 """The shared event rules (pure: no engine needed)."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from viewing.events import EventInvalid, normalize_event, parse_event_time, parse_uuid
+from viewing.events import (
+    EventInvalid,
+    normalize_event,
+    parse_event_time,
+    parse_uuid,
+    serialize_metadata,
+)
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 U = "e3e70682-c209-4cac-629f-6fbed82c07cd"
@@ -270,3 +277,35 @@ def test_the_common_shape_takes_the_fast_path(variant):
     fast = _normalize_common(data, NOW, 365, "id", "event_type", None, NOW, None)
     assert fast is not None
     assert fast == _normalize_full(data, NOW, 365, "id", "event_type", None, NOW, None)
+
+
+ANY_FLOAT = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                      st.sampled_from([1e-05, 0.0001, 1.5e-07, 1e16, 9999999999999998.0, 1e22, 5e-324, -0.0]))
+METADATA_VALUE = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.integers(min_value=2**63 - 2, max_value=2**64 + 2),
+              ANY_FLOAT, st.text(max_size=12), st.sampled_from(["0.00001", "1e5", "null", "\x00\x1f\x7f\u2028é😀"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=25)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=8), METADATA_VALUE, max_size=5))
+def test_metadata_text_is_what_the_json_module_writes(value):
+    # serialize_metadata writes most objects with orjson: the text must be json.dumps's, always.
+    expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if len(expected.encode()) > 8192:
+        return
+    assert serialize_metadata(value) == expected
+
+
+@pytest.mark.parametrize("value", [{"a": float("nan")}, {"a": [float("-inf")]}, {"a": "\ud800"}, {"a": 2**70},
+                                   {"a": datetime(2026, 1, 1)}])
+def test_metadata_orjson_would_write_differently_is_decided_by_the_json_rules(value):
+    try:
+        expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        expected.encode()
+    except (ValueError, TypeError) as e:  # TypeError: not JSON at all (a caller's bug, not input)
+        with pytest.raises(type(e) if isinstance(e, TypeError) else ValueError):
+            serialize_metadata(value)
+    else:
+        assert serialize_metadata(value) == expected
