@@ -255,3 +255,31 @@ SELECT
     uniqState(movie_id) AS movies
 FROM viewing_events_local
 GROUP BY quarter;
+
+CREATE TABLE trends_hourly_local ON CLUSTER analytics_cluster
+(
+    hour DateTime('UTC'),
+    events SimpleAggregateFunction(sum, UInt64),
+    starts SimpleAggregateFunction(sum, UInt64),
+    finishes SimpleAggregateFunction(sum, UInt64),
+    users AggregateFunction(uniq, UUID),
+    movies AggregateFunction(uniq, UUID)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/trends_hourly_local', '{replica}')
+ORDER BY hour
+TTL hour + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE trends_hourly ON CLUSTER analytics_cluster AS trends_hourly_local
+ENGINE = Distributed(analytics_cluster, currentDatabase(), trends_hourly_local);
+
+CREATE MATERIALIZED VIEW trends_hourly_mv ON CLUSTER analytics_cluster TO trends_hourly_local AS
+SELECT
+    toStartOfHour(event_time) AS hour,
+    count() AS events,
+    countIf(event_type = 'start') AS starts,
+    countIf(event_type = 'finish') AS finishes,
+    uniqState(user_id) AS users,
+    uniqState(movie_id) AS movies
+FROM viewing_events_local
+GROUP BY hour;

@@ -225,3 +225,28 @@ SELECT
     uniqState(movie_id) AS movies
 FROM viewing_events
 GROUP BY quarter;
+
+CREATE TABLE trends_hourly
+(
+    hour DateTime('UTC'),
+    events SimpleAggregateFunction(sum, UInt64),
+    starts SimpleAggregateFunction(sum, UInt64),
+    finishes SimpleAggregateFunction(sum, UInt64),
+    users AggregateFunction(uniq, UUID),
+    movies AggregateFunction(uniq, UUID)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY hour
+TTL hour + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE MATERIALIZED VIEW trends_hourly_mv TO trends_hourly AS
+SELECT
+    toStartOfHour(event_time) AS hour,
+    count() AS events,
+    countIf(event_type = 'start') AS starts,
+    countIf(event_type = 'finish') AS finishes,
+    uniqState(user_id) AS users,
+    uniqState(movie_id) AS movies
+FROM viewing_events
+GROUP BY hour;

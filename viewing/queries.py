@@ -127,51 +127,106 @@ FROM
 )
 """
 
-# Trends and peak hours read events_quarter_hourly. The local time of a quarter hour is its
-# UTC time plus the zone's offset then: `transitions` (epoch seconds at which the offset
-# changes, with a sentinel after the window) and `offsets` (seconds) come from Window.shift(),
-# computed in Python from its time-zone database, so no zone rule is looked up in ClickHouse.
-_LOCAL_SECONDS = (
-    "(toInt64(toUnixTimestamp(quarter))"
-    " + %(offsets)s[arrayCount(t -> t <= toUnixTimestamp(quarter), %(transitions)s) + 1])"
-)
-# The bucket of each interval, as the key Window.buckets() gives: a local date (day, the
-# Monday of the ISO week, the first of the month), or for hours the epoch second at which the
-# local hour starts (local hours are 45 minutes off UTC hours in +05:45).
-_LOCAL_DATE = f"toDate(toDateTime({_LOCAL_SECONDS}, 'UTC'))"
-TREND_BUCKETS = {
-    "day": _LOCAL_DATE,
-    "hour": f"toInt64(toUnixTimestamp(quarter)) - modulo({_LOCAL_SECONDS}, 3600)",
-    "week": f"toMonday({_LOCAL_DATE})",
-    "month": f"toStartOfMonth({_LOCAL_DATE})",
+# Trends and peak hours: a local bucket (hour, date, ISO week, month; for peak hours the local
+# hour of day) is a set of whole UTC quarter hours, because every zone's offset and every change
+# of offset falls on a quarter hour. The reads cover each bucket with the coarsest rows that lie
+# wholly inside it and inside the window, since fewer, coarser uniq states merge faster:
+# - trends: the UTC dates Window.day_buckets() lists (every date in UTC; most dates of a week or
+#   month elsewhere) from events_daily, each with its bucket (`days`, `day_buckets`); then the
+#   window's other whole UTC hours from trends_hourly, except those two buckets share
+#   (`split_hours`, Window.split_hours: 18:00-19:00 UTC holds a Kathmandu midnight); and the
+#   quarter hours of those and of the window's ragged ends from events_quarter_hourly;
+# - peak hours: events_hourly when every UTC hour of the window is one local hour (UTC and the
+#   whole-hour zones: Europe/Moscow, America/New_York, ...), else events_quarter_hourly (+05:45).
+# A row is used only where its whole span falls in one bucket, so every count stays exact.
+#
+# The local time of a quarter hour is its UTC time plus the zone's offset then: `transitions`
+# (epoch seconds at which the offset changes, with a sentinel after the window) and `offsets`
+# (seconds) come from Window.shift(), computed in Python from its time-zone database, so no
+# zone rule is looked up in ClickHouse. `start`/`end` bound the window ([start, end), UTC).
+
+
+def _local_seconds(t):
+    """SQL: the local time of the DateTime expression `t`, as seconds since the epoch."""
+    return (
+        f"(toInt64(toUnixTimestamp({t}))"
+        f" + %(offsets)s[arrayCount(x -> x <= toUnixTimestamp({t}), %(transitions)s) + 1])"
+    )
+
+
+def _local_date(t):
+    return f"toDate(toDateTime({_local_seconds(t)}, 'UTC'))"
+
+
+# The bucket of each interval, as the key Window.buckets() gives: a local date (day, the Monday
+# of the ISO week, the first of the month), for hours the epoch second at which the local hour
+# starts (local hours are 45 minutes off UTC hours in +05:45), and the local hour of day.
+BUCKETS = {
+    "day": _local_date,
+    "hour": lambda t: f"(toInt64(toUnixTimestamp({t})) - modulo({_local_seconds(t)}, 3600))",
+    "week": lambda t: f"toMonday({_local_date(t)})",
+    "month": lambda t: f"toStartOfMonth({_local_date(t)})",
+    "hour_of_day": lambda t: f"intDiv(modulo({_local_seconds(t)}, 86400), 3600)",
 }
-_TRENDS = """
-SELECT
-    {bucket} AS bucket,
+
+_TREND_COLUMNS = """
     sum(starts) AS starts,
     sum(finishes) AS finishes,
     sum(events) AS total_events,
     uniqMerge(users) AS unique_users,
-    uniqMerge(movies) AS unique_movies
-FROM events_quarter_hourly
-WHERE quarter >= %(start)s AND quarter < %(end)s
+    uniqMerge(movies) AS unique_movies"""
+
+
+def _trends(interval):
+    # No UTC date lies within one local hour: hourly trends start at the hourly table.
+    days = "" if interval == "hour" else """
+    SELECT
+        transform(day, CAST(%(days)s, 'Array(Date)'), CAST(%(day_buckets)s, 'Array(Date)'), toDate(0)) AS bucket,
+        starts, finishes, events, users, movies
+    FROM events_daily
+    WHERE has(CAST(%(days)s, 'Array(Date)'), day)
+    UNION ALL"""
+    return f"""
+SELECT bucket,{_TREND_COLUMNS}
+FROM
+({days}
+    SELECT {BUCKETS[interval]("hour")} AS bucket, starts, finishes, events, users, movies
+    FROM trends_hourly
+    WHERE hour >= %(start)s AND hour + INTERVAL 1 HOUR <= %(end)s
+      AND NOT has(CAST(%(days)s, 'Array(Date)'), toDate(hour))
+      AND NOT has(CAST(%(split_hours)s, 'Array(DateTime(\\'UTC\\'))'), hour)
+    UNION ALL
+    SELECT {BUCKETS[interval]("quarter")} AS bucket, starts, finishes, events, users, movies
+    FROM events_quarter_hourly
+    WHERE quarter >= %(start)s AND quarter < %(end)s
+      AND NOT has(CAST(%(days)s, 'Array(Date)'), toDate(quarter))
+      AND (toStartOfHour(quarter) < %(start)s OR toStartOfHour(quarter) + INTERVAL 1 HOUR > %(end)s
+           OR has(CAST(%(split_hours)s, 'Array(DateTime(\\'UTC\\'))'), toStartOfHour(quarter)))
+)
 GROUP BY bucket
 ORDER BY bucket
 """
-# One statement per interval (composed here from the constants above, never from input).
-TRENDS = {interval: _TRENDS.format(bucket=bucket) for interval, bucket in TREND_BUCKETS.items()}
 
-# Peak hours: the window's quarter hours folded onto the local hour of day (0..23), merging
-# the user states of the same hour across days (a viewer seen at 21:00 on two days is one
-# viewer of hour 21). On a day whose clock goes back both passes through the repeated hour
-# fall in that one hour.
-PEAK_HOURS = f"""
+
+# One statement per interval (composed here from the constants above, never from input).
+TRENDS = {interval: _trends(interval) for interval in ("day", "hour", "week", "month")}
+
+# Peak hours: the window folded onto the local hour of day (0..23), merging the user states of
+# the same hour across days (a viewer seen at 21:00 on two days is one viewer of hour 21). On a
+# day whose clock goes back both passes through the repeated hour fall in that one hour.
+_PEAK_HOURS = """
 SELECT
-    intDiv(modulo({_LOCAL_SECONDS}, 86400), 3600) AS hour_of_day,
+    {bucket} AS hour_of_day,
     sum(events) AS events_count,
     uniqMerge(users) AS unique_users
-FROM events_quarter_hourly
-WHERE quarter >= %(start)s AND quarter < %(end)s
+FROM {table}
+WHERE {time} >= %(start)s AND {time} < %(end)s
 GROUP BY hour_of_day
 ORDER BY hour_of_day
 """
+PEAK_HOURS = {
+    "hourly": _PEAK_HOURS.format(bucket=BUCKETS["hour_of_day"]("hour"), table="events_hourly", time="hour"),
+    "quarterly": _PEAK_HOURS.format(
+        bucket=BUCKETS["hour_of_day"]("quarter"), table="events_quarter_hourly", time="quarter"
+    ),
+}

@@ -1,7 +1,7 @@
 """Reads: the four analytics metrics (docs/api.md, Analytics) and the health probe."""
 
 import uuid
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import DatabaseError, connections
@@ -12,6 +12,8 @@ from . import queries
 from .windows import Window
 
 HOURS = range(24)
+NO_DATE = date(1970, 1, 1)
+NO_HOUR = datetime(1970, 1, 1)
 TREND_COUNTERS = ("starts", "finishes", "total_events", "unique_users", "unique_movies")
 
 
@@ -92,9 +94,17 @@ def user_stats(*, user_id: uuid.UUID, window: Window) -> dict:
 
 def trend_entries(*, window: Window, interval: str = "day") -> list[dict]:
     """One entry per bucket of the window, oldest first, zero-filled."""
+    days, day_buckets = window.day_buckets(interval) if interval != "hour" else ([], [])  # (a date is no hour)
+    params = {
+        **_shift_params(window),
+        # A date no window holds stands in for an empty list (ClickHouse types [] as Nothing).
+        "days": days or [NO_DATE],
+        "day_buckets": day_buckets or [NO_DATE],
+        "split_hours": window.split_hours(interval) or [NO_HOUR],
+    }
     found = {
         bucket: (starts, finishes, total, users, movies)
-        for bucket, starts, finishes, total, users, movies in _rows(queries.TRENDS[interval], _shift_params(window))
+        for bucket, starts, finishes, total, users, movies in _rows(queries.TRENDS[interval], params)
     }
     return [
         {
@@ -113,7 +123,8 @@ def trends(*, window: Window, interval: str = "day", compare: str | None = None)
 
 
 def peak_hours(*, window: Window) -> dict:
-    found = {hour: (events, users) for hour, events, users in _rows(queries.PEAK_HOURS, _shift_params(window))}
+    sql = queries.PEAK_HOURS["hourly" if window.whole_hours() else "quarterly"]
+    found = {hour: (events, users) for hour, events, users in _rows(sql, _shift_params(window))}
     hours = [
         {"hour": hour, "events_count": found.get(hour, (0, 0))[0], "unique_users": found.get(hour, (0, 0))[1]}
         for hour in HOURS

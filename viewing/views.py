@@ -83,7 +83,9 @@ class AnalyticsApi(APIView):
         return response
 
     def get(self, request, **path_parameters):
-        filters = self.FilterSerializer(data={**request.query_params.dict(), **path_parameters})
+        # An empty parameter (`?days=`) means its default; of repeated ones the last counts.
+        given = {name: value for name, value in request.query_params.items() if value != ""}
+        filters = self.FilterSerializer(data={**given, **path_parameters})
         filters.is_valid(raise_exception=True)
         result = type(self).selector(**filters.validated_data)
         return Response(self.OutputSerializer(result).data)

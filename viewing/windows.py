@@ -131,6 +131,44 @@ class Window:
             _epoch(moment) % QUARTER == 0 for moment in (self.start, self.end)
         )
 
+    def day_buckets(self, interval: str) -> tuple[list[date], list[date]]:
+        """The UTC dates lying wholly inside the window and inside one bucket of the interval
+        (day, week or month), and that bucket's key for each: what the daily tables can answer.
+        Every date in UTC; most dates of a week or month elsewhere; none for local days off UTC."""
+        first, end = self.whole_utc_days()
+        days, keys = [], []
+        day = first
+        while day < end:
+            midnight = datetime.combine(day, time())
+            keys_of = {_bucket_key(interval, _local(self.zone, m)) for m in (midnight, midnight + _LAST_QUARTER)}
+            if len(keys_of) == 1:
+                days.append(day)
+                keys.append(keys_of.pop())
+            day += timedelta(days=1)
+        return days, keys
+
+    def split_hours(self, interval: str) -> list[datetime]:
+        """The UTC hours (naive UTC starts) of the window that two buckets share: those holding
+        a bucket's first instant off the hour (18:15 UTC, a Kathmandu midnight). The other whole
+        hours of the window each lie in one bucket."""
+        out = []
+        for key, _label in self.buckets(interval):
+            first = (
+                datetime.fromtimestamp(key, UTC).replace(tzinfo=None) if interval == "hour"
+                else local_midnight(max(key, self.first), self.zone)
+            )
+            if first.minute or first.second:
+                out.append(first.replace(minute=0, second=0))
+        return out
+
+    def whole_hours(self) -> bool:
+        """Whether every UTC hour of the window is one local clock hour (UTC and the whole-hour
+        zones): then the hourly table answers hours of day."""
+        shift = self.shift()
+        return all(t % 3600 == 0 for t in shift["transitions"][:-1]) and all(
+            o % 3600 == 0 for o in shift["offsets"]
+        ) and _epoch(self.start) % 3600 == 0 and _epoch(self.end) % 3600 == 0
+
     def buckets(self, interval: str) -> list[tuple[object, dict]]:
         """(key, label) per bucket of the interval, oldest first. The key is what the queries
         group by (a local date, or for `hour` the epoch second the local hour starts); the label
@@ -152,6 +190,21 @@ class Window:
                 seen.add(key)
                 out.append((key, {"start": max(key, self.first)}))
         return out
+
+
+_LAST_QUARTER = timedelta(hours=23, minutes=45)
+
+
+def _local(tz: ZoneInfo, naive_utc: datetime) -> date:
+    return naive_utc.replace(tzinfo=UTC).astimezone(tz).date()
+
+
+def _bucket_key(interval: str, local_date: date) -> date:
+    if interval == "week":
+        return local_date - timedelta(days=local_date.weekday())
+    if interval == "month":
+        return local_date.replace(day=1)
+    return local_date
 
 
 def _epoch(naive_utc: datetime) -> int:
