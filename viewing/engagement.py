@@ -9,6 +9,7 @@ hours, and the local dates and hours are laid over the rows they return.
 
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from uuid import UUID
 
 from django.db import connections
 from rest_framework.exceptions import ValidationError
@@ -16,7 +17,7 @@ from rest_framework.exceptions import ValidationError
 from . import clock
 from . import queries_engagement as sql
 from .selectors import rate
-from .windows import local_midnight, percent_change
+from .windows import Window, local_midnight, percent_change
 
 SLOT = timedelta(minutes=15)
 MAX_CURVE_POINTS = 2000
@@ -27,7 +28,7 @@ class ParameterInvalid(ValidationError):
     """A parameter that passed its own checks but not the data's (a retention curve that would
     be too long): a 400 naming the parameter, as for any other bad parameter."""
 
-    def __init__(self, name, message):
+    def __init__(self, name: str, message: str) -> None:
         super().__init__({name: [message]})
 
 
@@ -37,7 +38,7 @@ def _rows(statement, params):
         return cursor.fetchall()
 
 
-def half_up(numerator, denominator):
+def half_up(numerator: int | Decimal, denominator: int | Decimal) -> float:
     """numerator / denominator rounded half away from zero to 2 decimals (Decimal, so 0.625 is
     0.63 and not the binary float's 0.62)."""
     return float((Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.01"), ROUND_HALF_UP))
@@ -49,7 +50,7 @@ def _params(window):
     return {"start": window.start, "end": window.end}
 
 
-def buckets(window, interval):
+def buckets(window: Window, interval: str) -> list[tuple[dict, datetime, datetime]]:
     """(label, start, end) of each local date (`day`) or local clock hour (`hour`) of the window,
     oldest first; start/end are naive UTC instants on quarter hours."""
     zone = window.zone
@@ -76,7 +77,7 @@ def _naive(value):
     return value.replace(tzinfo=None) if isinstance(value, datetime) and value.tzinfo else value
 
 
-def utc_text(moment):
+def utc_text(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -106,7 +107,7 @@ def _summary_of(window):
     }
 
 
-def summary(*, window, compare=None):
+def summary(*, window: Window, compare: str | None = None) -> dict:
     """The window's headline numbers; with compare="previous_period" also the previous window's
     and the change of each metric against it."""
     result = _summary_of(window)
@@ -118,7 +119,7 @@ def summary(*, window, compare=None):
 
 
 # --- Retention ------------------------------------------------------------------------------
-def retention(*, movie_id, window, bucket=60):
+def retention(*, movie_id: UUID, window: Window, bucket: int = 60) -> dict:
     """The audience retention curve of one movie: at each multiple of `bucket` up to the
     highest position reached, the views that went through it (low ≤ position ≤ high)."""
     ((views, watched, highest, (indexes, steps)),) = _rows(
@@ -149,7 +150,7 @@ def retention(*, movie_id, window, bucket=60):
 
 
 # --- Concurrency ----------------------------------------------------------------------------
-def concurrency(*, window, interval="day"):
+def concurrency(*, window: Window, interval: str = "day") -> dict:
     """Per local date or hour of the window: the peak of concurrent views (views formed over the
     whole window) at an instant of the bucket, and the earliest instant of that peak."""
     # The driver gives some DateTime('UTC') values aware and others naive: all naive UTC here.
@@ -173,7 +174,7 @@ def concurrency(*, window, interval="day"):
 
 
 # --- Realtime -------------------------------------------------------------------------------
-def realtime(*, window=300):
+def realtime(*, window: int = 300) -> dict:
     """Views live now: those formed by the events of the last `window` seconds that have no
     finish among them."""
     as_of = clock.now()
