@@ -35,7 +35,8 @@
     const s = Math.round(seconds);
     const h = Math.floor(s / 3600);
     const m = Math.floor((s % 3600) / 60);
-    return h ? `${fmt(h)} h ${m} min` : `${m} min ${s % 60} s`;
+    if (h >= 100) return `${fmt(h)} h`;
+    return h ? `${h} h ${m} min` : `${m} min ${s % 60} s`;
   }
 
   function changeText(value) {
