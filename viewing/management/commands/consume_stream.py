@@ -18,7 +18,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--exit-on-idle", type=float, metavar="SECONDS",
-                            help="stop after this long with nothing new (everything flushed and committed)")
+                            help="stop after this long with nothing new, once the group has read every partition "
+                                 "of its topics to the end (exit 0); partitions it cannot get within twice "
+                                 "the session timeout: exit 1 naming them")
         parser.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages")
         parser.add_argument("--batch-size", type=int, metavar="N", help="rows per insert (KAFKA_BATCH_SIZE)")
         parser.add_argument("--flush-interval", type=float, metavar="SECONDS",
