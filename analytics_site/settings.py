@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "clickhouse_backend",
     "rest_framework_api_key",
     "analytics_site.access",  # scoped API keys (default database)
+    "analytics_site.privacy",  # erasure records (default database)
     "viewing",
 ]
 

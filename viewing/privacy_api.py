@@ -1,8 +1,9 @@
-"""HTTP endpoints of the privacy work: a viewer's events and a window's events as streamed
-attachments (scope `export`).
+"""HTTP endpoints of the privacy work: erasing a viewer (scope `erase`), and a viewer's events
+and a window's events as streamed attachments (scope `export`).
 
-Views only: the parameters are validated here, the SQL and the streaming live in
-viewing.exports, the OpenAPI description in viewing.privacy_openapi.
+Views only: the parameters are validated here, the erasure lives in viewing.erasure, the SQL
+and the streaming of exports in viewing.exports, the OpenAPI description in
+viewing.privacy_openapi.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from clickhouse_driver import errors as driver_errors
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.http import StreamingHttpResponse
-from rest_framework import serializers
+from rest_framework import exceptions, serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics_site.access.models import ApiKey
 from analytics_site.exceptions import StorageUnavailable
 
 from . import exports, privacy_openapi
+from .erasure import ErasureUnsupported, user_erase
 from .events import EVENT_TYPES
 from .serializers import UserIdField
 
@@ -82,6 +86,33 @@ def attachment(pieces: Iterator[bytes], *, output: str, filename: str) -> Stream
     response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt.extension}"'
     response["X-Accel-Buffering"] = "no"  # a proxy in front passes the pieces on as they come
     return response
+
+
+class NotImplementedHere(exceptions.APIException):
+    status_code = status.HTTP_501_NOT_IMPLEMENTED
+    default_code = "not_implemented"
+
+
+@privacy_openapi.user_erase
+class UserEraseApi(APIView):
+    access_scope = "erase"
+
+    class FilterSerializer(serializers.Serializer):
+        user_id = UserIdField()
+
+    def delete(self, request, user_id):
+        filters = self.FilterSerializer(data={"user_id": user_id})
+        filters.is_valid(raise_exception=True)
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        requested_by = f"API key {key.prefix} ({key.name})" if key else "API, open mode (DEBUG on, no key exists)"
+        try:
+            result = user_erase(
+                user_id=filters.validated_data["user_id"], requested_by=requested_by,
+                api_key_prefix=key.prefix if key else "",
+            )
+        except ErasureUnsupported as e:
+            raise NotImplementedHere(str(e)) from None
+        return Response(result)
 
 
 class ExportApi(APIView):

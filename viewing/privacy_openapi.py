@@ -7,12 +7,15 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
+    inline_serializer,
 )
+from rest_framework import serializers
 
-from .openapi import FIELD_ERRORS_SCHEMA, UNAVAILABLE, USER, access_errors
+from .openapi import FIELD_ERRORS_SCHEMA, UNAVAILABLE, USER, access_errors, error
 
 TAGS = ["privacy"]
 EXPORT_ACCESS_ERRORS = access_errors("export")
+ERASE_ACCESS_ERRORS = access_errors("erase")
 USER_PATH = OpenApiParameter("user_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The viewer's UUID.")
 CSV_EXAMPLE = (
     "id,user_id,movie_id,event_type,position_seconds,event_time,session_id,metadata,created_at\r\n"
@@ -97,5 +100,35 @@ events_export = extend_schema_view(
             **EXPORT_ACCESS_ERRORS,
             503: UNAVAILABLE,
         },
+    )
+)
+
+user_erase = extend_schema_view(
+    delete=extend_schema(
+        operation_id="user_erase",
+        tags=TAGS,
+        summary="Erase every stored event of one viewer",
+        description="Removes the viewer's events from the raw table, the de-duplication index and "
+        "every aggregate; from the answer on, every endpoint answers as if they had never been "
+        "stored. The viewer goes on the suppression list: their later events (retries, Kafka "
+        "replays, new activity) are acknowledged as usual but not stored. Each erasure is recorded "
+        "(admin: Privacy → Erasures). Erasing again answers `events_deleted` 0. Irreversible.",
+        parameters=[USER_PATH],
+        request=None,
+        responses={
+            200: inline_serializer(
+                "ErasureResult",
+                {"user_id": serializers.UUIDField(), "events_deleted": serializers.IntegerField(min_value=0)},
+            ),
+            400: _bad_parameter({"user_id": ["Must be a valid UUID."]}),
+            **ERASE_ACCESS_ERRORS,
+            501: error("Not available on a ClickHouse cluster yet.",
+                       "Erasure is not available on a ClickHouse cluster yet (docs/api.md, Erasure)."),
+            503: UNAVAILABLE,
+        },
+        examples=[
+            OpenApiExample("erased", {"user_id": USER, "events_deleted": 1042}, response_only=True),
+            OpenApiExample("again", {"user_id": USER, "events_deleted": 0}, response_only=True),
+        ],
     )
 )

@@ -27,12 +27,15 @@ from django.db import DatabaseError, connections
 from analytics_site import metrics
 
 from . import queries
-from .suppression import events_unsuppressed
+from .suppression import events_unsuppressed, suppression_recheck
 
 # A batch is checked against the stored ids and inserted under one lock, so two threads of
 # this process cannot both decide that the same id is new. (Several processes writing to one
 # ClickHouse server are covered for retries of the same batch; see docs/architecture.md, Idempotency.)
 _store_lock = threading.Lock()
+# The same lock for the erasure (viewing/erasure.py), which suppresses a user and mends the
+# aggregates under it.
+store_lock = _store_lock
 # Ids asked per look-up: keeps each query well under ClickHouse's max_query_size.
 LOOKUP_CHUNK = 5000
 _EPOCH = datetime(1970, 1, 1)
@@ -167,6 +170,8 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
     metrics.INSERT_ROWS.labels(path).observe(len(events))
     metrics.EVENTS_INGESTED.labels(path).inc(len(rows))
     metrics.EVENTS_DUPLICATE.labels(path).inc(len(events) - len(rows) - suppressed)
+    if rows:
+        suppression_recheck(users={row[1] for row in rows}, using=using)
     return len(rows)
 
 

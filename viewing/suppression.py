@@ -13,6 +13,9 @@ import time
 import uuid
 from collections.abc import Iterable
 
+from django.conf import settings
+from django.db import connections
+
 from analytics_site import metrics
 
 # What the list holds, in two numbers: any insert, merge or truncation changes them. Read on
@@ -76,3 +79,22 @@ def user_suppress(cursor, *, user_id) -> None:
     process has checked the list and not yet written (its rows are then found by the delete
     that follows)."""
     cursor.executemany(SUPPRESS, [(_as_uuid(user_id), int(time.time()))])
+
+
+def suppression_recheck(*, users: Iterable, using: str = "clickhouse", embedded: bool | None = None) -> list:
+    """After an insert: erase again any of `users` that became suppressed meanwhile. Needed
+    only where several processes write (a ClickHouse server): one may check the list, another
+    suppress and delete the user, and the first then insert. On the embedded engine (one
+    process) the store lock already orders them, so nothing is asked. Returns the users
+    erased again."""
+    if settings.CLICKHOUSE_EMBEDDED if embedded is None else embedded:
+        return []
+    with connections[using].cursor() as cursor:
+        raced = suppressed_among(cursor, users)
+    if not raced:
+        return []
+    from .erasure import user_erase  # erasure uses this module's list
+
+    for user_id in sorted(raced, key=str):
+        user_erase(user_id=user_id, requested_by="write path: an insert raced the erasure", using=using)
+    return sorted(raced, key=str)

@@ -21,6 +21,7 @@ urlpatterns = [
     ),
     path("api/v1/analytics/concurrency", views_engagement.ConcurrencyApi.as_view(), name="concurrency"),
     path("api/v1/analytics/realtime", views_engagement.RealtimeApi.as_view(), name="realtime"),
+    path("api/v1/analytics/users/<str:user_id>", privacy_api.UserEraseApi.as_view(), name="user-erase"),
     path("api/v1/analytics/users/<str:user_id>/events", privacy_api.UserEventsExportApi.as_view(),
          name="user-events-export"),
     path("api/v1/analytics/events/export", privacy_api.EventsExportApi.as_view(), name="events-export"),

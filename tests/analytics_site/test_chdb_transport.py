@@ -67,6 +67,20 @@ def test_insert_into_subset_of_columns_and_with_settings(client):
     assert client.execute("SELECT a, b FROM t ORDER BY a") == [(1, "dflt"), (2, "dflt")]
 
 
+def test_insert_select_into_a_long_table_name_runs_as_a_query_at_once(client):
+    """INSERT ... SELECT is not the driver's VALUES insert: recognizing that must not take time
+    exponential in the table name's length (it once took seconds for 21 letters)."""
+    import time
+
+    name = "t_" + "x" * 22  # 24 letters: ~20 s with the old pattern
+    client.execute(f"CREATE TABLE {name} (a UInt8) ENGINE = MergeTree ORDER BY a")
+    started = time.monotonic()
+    client.execute(f"INSERT INTO {name} (a) SELECT number FROM numbers(3)")
+    assert time.monotonic() - started < 1
+    assert client.execute(f"SELECT count() FROM {name}") == [(3,)]
+    client.execute(f"DROP TABLE {name}")
+
+
 def test_errors_are_clickhouse_driver_server_exceptions(client):
     with pytest.raises(errors.ServerException) as e:
         client.execute("SELECT * FROM no_such_table")

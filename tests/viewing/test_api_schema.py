@@ -42,15 +42,18 @@ OPERATIONS = [
     "GET /api/v1/analytics/realtime",
     "GET /api/v1/analytics/users/{user_id}/events",
     "GET /api/v1/analytics/events/export",
+    "DELETE /api/v1/analytics/users/{user_id}",
 ]
 # Endpoints whose 200 is a file, not JSON; fuzzed with a key that has their scope.
 FILE_OPERATIONS = {"GET /api/v1/analytics/users/{user_id}/events": "export", "GET /api/v1/analytics/events/export": "export"}
+# Operations of a scope the suite's ingest+read key lacks.
+SCOPED_OPERATIONS = {**FILE_OPERATIONS, "DELETE /api/v1/analytics/users/{user_id}": "erase"}
 
 
 def key_for(name, api_key):
     from analytics_site.access.models import ApiKey
 
-    scope = FILE_OPERATIONS.get(name)
+    scope = SCOPED_OPERATIONS.get(name)
     return ApiKey.objects.create_key(name="fuzz", **{f"can_{scope}": True})[1] if scope else api_key
 
 
@@ -101,6 +104,7 @@ def test_the_schema_documents_every_endpoint_with_examples(ch, client):
         "/api/v1/analytics/realtime",
         "/api/v1/analytics/users/{user_id}/events",
         "/api/v1/analytics/events/export",
+        "/api/v1/analytics/users/{user_id}",
     }
     for path, operations in paths.items():
         for method, operation in operations.items():

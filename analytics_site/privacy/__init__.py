@@ -1,0 +1,1 @@
+"""Privacy records: every erasure of a viewer's events, who asked and what it removed."""
