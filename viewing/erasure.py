@@ -113,7 +113,14 @@ def aggregates_rebuild_dates(cursor, *, tables: list[ddl.Table], dates: list) ->
             # The view's SELECT is SQL text with no parameters: its % signs are literal.
             select = view.select.strip().replace("%", "%%").replace("{source}", RAW_OF_DATES)
             columns = ", ".join(table.column_names)
-            cursor.execute(f"INSERT INTO {table.name} ({columns})\nSELECT {columns} FROM (\n{select}\n)", params)
+            # insert_deduplicate = 0: the tables keep a deduplication window for retried event
+            # inserts, and a rebuilt block equal to an earlier one (the same dates computed
+            # again) would otherwise be dropped as a duplicate after its rows were deleted.
+            cursor.execute(
+                f"INSERT INTO {table.name} ({columns})\nSETTINGS insert_deduplicate = 0\n"
+                f"SELECT {columns} FROM (\n{select}\n)",
+                params,
+            )
 
 
 def user_erase(*, user_id: uuid.UUID, requested_by: str, api_key_prefix: str = "", using: str = "clickhouse") -> dict:
