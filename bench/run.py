@@ -232,6 +232,24 @@ def bench_kafka(root, cfg, results):
 
 
 def _endpoint_paths(users, days, top_movie):
+    from .phases import TZ, TZ_SUFFIX, tz_windows
+
+    _utc, tz = tz_windows(days)
+    window = f"from={tz.first}&to={tz.last}&tz={TZ}"
+    # The same endpoints over the same dates in Asia/Kathmandu, as a from/to window.
+    in_tz = {
+        "popular": [f"/api/v1/analytics/content/popular?{window}&limit=10"],
+        "user_stats": [f"/api/v1/analytics/user/{u}/stats?{window}" for u in users],
+        "trends": [f"/api/v1/analytics/trends?{window}"],
+        "peak_hours": [f"/api/v1/analytics/peak-hours?{window}"],
+        "summary": [f"/api/v1/analytics/summary?{window}"],
+        "retention": [f"/api/v1/analytics/content/{top_movie}/retention?{window}"],
+        "concurrency_day_30d": [f"/api/v1/analytics/concurrency?{window}&interval=day"],
+    }
+    return {**{name + TZ_SUFFIX: paths for name, paths in in_tz.items()}, **_utc_paths(users, days, top_movie)}
+
+
+def _utc_paths(users, days, top_movie):
     return {
         "popular": [f"/api/v1/analytics/content/popular?days={days}&limit=10"],
         "user_stats": [f"/api/v1/analytics/user/{u}/stats?days={days}" for u in users],

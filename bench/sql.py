@@ -3,11 +3,12 @@ viewing/queries.py: the same answers computed from viewing_events, to show what 
 tables save. Same parameters as the service's queries (the engagement endpoints' in
 bench/sql_engagement.py)."""
 
-from viewing import queries
+from viewing import queries, selectors
 
 from .sql_engagement import ENDPOINT_SQL as ENGAGEMENT_SQL
 
-# The window is a range of toDate(event_time): the prefix of viewing_events' sort key.
+# The window is [start, end) of event_time (UTC instants of the window's local midnights); the
+# sort key's date prefix prunes to the window's dates.
 POPULAR_CONTENT = """
 SELECT
     movie_id,
@@ -15,7 +16,7 @@ SELECT
     uniq(user_id) AS unique_viewers,
     countIf(event_type = 'finish') AS finishes
 FROM viewing_events
-WHERE toDate(event_time) BETWEEN %(first_day)s AND %(last_day)s
+WHERE event_time >= %(start)s AND event_time < %(end)s
 GROUP BY movie_id
 HAVING total_views > 0
 ORDER BY total_views DESC, unique_viewers DESC, toString(movie_id) ASC
@@ -39,28 +40,29 @@ FROM
         countIf(event_type = 'finish') AS finishes,
         sumIf(toUInt64(position_seconds), event_type = 'finish') AS watch_seconds
     FROM viewing_events
-    WHERE user_id = %(user_id)s AND toDate(event_time) BETWEEN %(first_day)s AND %(last_day)s
+    WHERE user_id = %(user_id)s AND event_time >= %(start)s AND event_time < %(end)s
     GROUP BY movie_id
 )
 """
 
-TRENDS = """
+# Local dates and hours with the same shift as the service's statements (viewing/queries.py).
+TRENDS = f"""
 SELECT
-    toDate(event_time) AS day,
+    {queries.BUCKETS["day"]("event_time")} AS day,
     countIf(event_type = 'start') AS starts,
     countIf(event_type = 'finish') AS finishes,
     count() AS total_events,
     uniq(user_id) AS unique_users,
     uniq(movie_id) AS unique_movies
 FROM viewing_events
-WHERE toDate(event_time) BETWEEN %(first_day)s AND %(last_day)s
+WHERE event_time >= %(start)s AND event_time < %(end)s
 GROUP BY day
 ORDER BY day
 """
 
-PEAK_HOURS = """
+PEAK_HOURS = f"""
 SELECT
-    toHour(event_time) AS hour_of_day,
+    {queries.BUCKETS["hour_of_day"]("event_time")} AS hour_of_day,
     count() AS events_count,
     uniq(user_id) AS unique_users
 FROM viewing_events
@@ -69,11 +71,26 @@ GROUP BY hour_of_day
 ORDER BY hour_of_day
 """
 
-# endpoint name → (the service's query on the aggregate table, the raw-table version)
-ENDPOINT_SQL = {
-    "popular": (queries.POPULAR_CONTENT, POPULAR_CONTENT),
-    "user_stats": (queries.USER_STATS, USER_STATS),
-    "trends": (queries.TRENDS, TRENDS),
-    "peak_hours": (queries.PEAK_HOURS, PEAK_HOURS),
-    **ENGAGEMENT_SQL,
-}
+RAW = {"popular": POPULAR_CONTENT, "user_stats": USER_STATS, "trends": TRENDS, "peak_hours": PEAK_HOURS}
+
+
+def analytics_sql(window, users):
+    """endpoint → (the service's statement, the raw-table version, parameters of request i) for
+    popular, user stats, trends (by day) and peak hours over `window`: exactly what the
+    selectors run (viewing.selectors.statement)."""
+    out = {}
+    for name, raw in RAW.items():
+        if name == "user_stats":
+            sql, _ = selectors.statement(name, window=window, user_id=users[0])
+            out[name] = (sql, raw, lambda i: selectors.statement(
+                "user_stats", window=window, user_id=users[i % len(users)])[1] | window.shift())
+        else:
+            sql, params = selectors.statement(name, window=window, limit=10)
+            params = {"limit": 10, **window.shift(), **params}
+            out[name] = (sql, raw, lambda i, p=params: p)
+    return out
+
+
+# endpoint name → (the service's query on the aggregate tables, the raw-table version); the
+# four analytics reads come from analytics_sql, per window.
+ENDPOINT_SQL = {**ENGAGEMENT_SQL}

@@ -62,8 +62,27 @@ def _shift_params(window: Window) -> dict:
     return {"start": window.start, "end": window.end, **window.shift()}
 
 
+def statement(endpoint: str, *, window: Window, interval: str = "day", **params) -> tuple[str, dict]:
+    """The SQL and parameters an analytics read runs for a window (the benchmark times these):
+    endpoint `popular` (params: limit), `user_stats` (user_id), `trends` (interval), `peak_hours`."""
+    if endpoint == "popular":
+        return queries.POPULAR_CONTENT, {**_window_params(window), **params}
+    if endpoint == "user_stats":
+        return queries.USER_STATS, {**_window_params(window), **params}
+    if endpoint == "peak_hours":
+        return queries.PEAK_HOURS["hourly" if window.whole_hours() else "quarterly"], _shift_params(window)
+    days, day_buckets = window.day_buckets(interval) if interval != "hour" else ([], [])
+    return queries.TRENDS[interval], {
+        **_shift_params(window),
+        # A date no window holds stands in for an empty list (ClickHouse types [] as Nothing).
+        "days": days or [NO_DATE],
+        "day_buckets": day_buckets or [NO_DATE],
+        "split_hours": window.split_hours(interval) or [NO_HOUR],
+    }
+
+
 def popular_content(*, window: Window, limit: int) -> dict:
-    rows = _rows(queries.POPULAR_CONTENT, {**_window_params(window), "limit": limit})
+    rows = _rows(*statement("popular", window=window, limit=limit))
     items = [
         {
             "movie_id": movie_id,
@@ -78,7 +97,7 @@ def popular_content(*, window: Window, limit: int) -> dict:
 
 def user_stats(*, user_id: uuid.UUID, window: Window) -> dict:
     ((started, finished, movies, watch_seconds, most_watched),) = _rows(
-        queries.USER_STATS, {**_window_params(window), "user_id": user_id}
+        *statement("user_stats", window=window, user_id=user_id)
     )
     return {
         "user_id": user_id,
@@ -94,17 +113,9 @@ def user_stats(*, user_id: uuid.UUID, window: Window) -> dict:
 
 def trend_entries(*, window: Window, interval: str = "day") -> list[dict]:
     """One entry per bucket of the window, oldest first, zero-filled."""
-    days, day_buckets = window.day_buckets(interval) if interval != "hour" else ([], [])  # (a date is no hour)
-    params = {
-        **_shift_params(window),
-        # A date no window holds stands in for an empty list (ClickHouse types [] as Nothing).
-        "days": days or [NO_DATE],
-        "day_buckets": day_buckets or [NO_DATE],
-        "split_hours": window.split_hours(interval) or [NO_HOUR],
-    }
     found = {
         bucket: (starts, finishes, total, users, movies)
-        for bucket, starts, finishes, total, users, movies in _rows(queries.TRENDS[interval], params)
+        for bucket, starts, finishes, total, users, movies in _rows(*statement("trends", window=window, interval=interval))
     }
     return [
         {
@@ -123,8 +134,7 @@ def trends(*, window: Window, interval: str = "day", compare: str | None = None)
 
 
 def peak_hours(*, window: Window) -> dict:
-    sql = queries.PEAK_HOURS["hourly" if window.whole_hours() else "quarterly"]
-    found = {hour: (events, users) for hour, events, users in _rows(sql, _shift_params(window))}
+    found = {hour: (events, users) for hour, events, users in _rows(*statement("peak_hours", window=window))}
     hours = [
         {"hour": hour, "events_count": found.get(hour, (0, 0))[0], "unique_users": found.get(hour, (0, 0))[1]}
         for hour in HOURS
