@@ -18,6 +18,7 @@ import pytest
 from tests import reference
 from tests.generator import Event, payload, seeded_uuid
 from tests.viewing.test_api_reference import BASE, post_batch
+from viewing import clock
 
 ZONES = ["UTC", "Europe/Moscow", "Asia/Kathmandu", "America/New_York", "Europe/Berlin"]
 
@@ -200,6 +201,39 @@ def test_csv_rows_equal_the_json_rows(ch, client, frozen_now, path, name, rows, 
     assert parsed[0] == columns
     assert parsed[1:] == [["" if row[c] is None else str(row[c]) for c in columns] for row in expected]
     assert response.content.endswith(b"\r\n")
+
+
+def assert_csv_is_the_json(response, body, rows):
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
+    parsed = list(csv.reader(io.StringIO(response.content.decode("utf-8"), newline="")))
+    expected = body[rows] if rows else [body]
+    assert expected, "a test of CSV rows needs rows"
+    columns = [c for c, v in expected[0].items() if not isinstance(v, (list, dict))]
+    assert parsed[0] == columns
+    assert parsed[1:] == [["" if row[c] is None else str(row[c]) for c in columns] for row in expected]
+
+
+@pytest.mark.parametrize(
+    "path, name, rows",
+    [("summary", "summary", None), ("content/{movie}/retention", "retention", "curve"),
+     ("concurrency", "concurrency", "concurrency"), ("realtime", "realtime", "top_movies")],
+)
+def test_csv_of_the_engagement_endpoints_is_their_json(ch, client, frozen_now, path, name, rows):
+    rng = random.Random(8)
+    movie, now = seeded_uuid(rng), frozen_now.replace(tzinfo=None)
+    events = [Event(id=seeded_uuid(rng), user_id=seeded_uuid(rng), movie_id=movie, event_type=kind,
+                    position_seconds=position, event_time=now - timedelta(minutes=minutes), session_id=session)
+              for session in [seeded_uuid(rng) for _ in range(3)]
+              for kind, position, minutes in (("start", 0, 50), ("progress", 600, 40), ("progress", 1200, 30))]
+    post_batch(client, [payload(e, rng, time_format="iso_z") for e in events])
+    path = path.format(movie=movie)
+    params = {"window": 3600} if name == "realtime" else {"tz": "Asia/Kathmandu", "days": 2}
+    with clock.frozen(frozen_now):
+        body = get(client, path, **params)
+        response = client.get(f"{BASE}/{path}", {**params, "format": "csv"})
+    assert_csv_is_the_json(response, body, rows)
+    dates = "" if name == "realtime" else f'_{body["from"]}_{body["to"]}'
+    assert response["Content-Disposition"] == f'attachment; filename="{name}{dates}.csv"'
 
 
 def test_csv_of_an_empty_list_is_its_header(ch, client):
