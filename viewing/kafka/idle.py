@@ -91,7 +91,16 @@ class RunToEnd:
         self._next_check = now + CHECK_EVERY_S
         if offsets.uncommitted:  # stored rows whose commit failed: the check counts commits
             offsets.commit(consumer, {})
-        unread, assignment = self.progress.unread(), consumer.assignment()
+        try:
+            unread = self.progress.unread()
+        except Exception as e:  # the broker did not answer the check: not done, tried again
+            self._waiting_since = now if self._waiting_since is None else self._waiting_since
+            if now - self._waiting_since < self.patience_s:
+                log.warning("Checking how far group %s has read failed: %s; trying again.", self.group, e)
+                return False
+            raise NotReadToEnd(f"Could not check that group {self.group} has read every partition to its "
+                               f"end: {e}. Not done: run again.") from e
+        assignment = consumer.assignment()
         if not unread:
             log.info("Nothing new, and group %s has read every partition to its end: stopping.", self.group)
             return True

@@ -2,6 +2,7 @@
 partition to its end (against a real broker)."""
 
 import random
+import socket
 import threading
 import time
 
@@ -15,7 +16,10 @@ from tests.kafka_broker import (
     produce_stream,
     wait_until,
 )
-from viewing.kafka.idle import IdleClock, NotReadToEnd
+from viewing.kafka.config import ConsumerConfig
+from viewing.kafka.idle import IdleClock, NotReadToEnd, RunToEnd
+from viewing.kafka.offsets import OffsetLedger
+from viewing.kafka.progress import GroupProgress
 
 
 def test_idle_only_with_nothing_buffered_and_with_a_grace_before_the_first_assignment():
@@ -78,3 +82,20 @@ def test_exit_on_idle_does_not_stop_while_another_member_holds_unread_partitions
     assert "Not assigned to this member" in message
     # Bounded: the patience is twice the session timeout, after the group formed.
     assert took < 1 + 2 * TEST_SESSION_TIMEOUT_MS / 1000 + 30
+
+
+def test_a_check_the_broker_does_not_answer_is_not_done_and_ends_in_an_error_after_the_patience():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nobody = f"127.0.0.1:{s.getsockname()[1]}"  # nothing listens once the socket is closed
+    config = ConsumerConfig(bootstrap_servers=nobody, topics=["t"], group_id="g", dlq_topic="d",
+                            bootstrap_timeout_ms=300)
+    now = [0.0]
+    run = RunToEnd(progress=GroupProgress(config), group="g", patience_s=2, clock=lambda: now[0])
+    try:
+        assert run.done(None, OffsetLedger()) is False  # not done: tried again
+        now[0] = 2.5
+        with pytest.raises(NotReadToEnd, match="Could not check that group g has read every partition"):
+            run.done(None, OffsetLedger())
+    finally:
+        run.close()
