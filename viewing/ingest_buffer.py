@@ -30,12 +30,18 @@ SERVER_INSERT_SETTINGS = {"async_insert": 1, "wait_for_async_insert": 1}
 
 
 class _Slot:
-    __slots__ = ("event", "done", "error")
+    __slots__ = ("event", "done", "error", "signal")
 
     def __init__(self, event):
         self.event = event
         self.done = False
         self.error = None
+        # Set when this slot's thread has something to look at: its flush is done, or it is
+        # first in line (the next flush's leader) and may flush now. One Event per request:
+        # a shared condition with notify_all woke every waiting request thread for every new
+        # event, hundreds of wake-ups an event with a few hundred requests waiting, which
+        # was most of the server's time under load.
+        self.signal = threading.Event()
 
 
 class IngestBuffer:
@@ -43,35 +49,47 @@ class IngestBuffer:
         self.interval = interval
         self.max_events = max_events
         self.insert_settings = insert_settings
-        self._cond = threading.Condition()
-        self._pending = []
+        self._lock = threading.Lock()
+        self._flushed = threading.Condition(self._lock)  # only flush() waits on it
+        self._pending = []  # the first slot's thread leads the next flush
         self._flushing = False
         self._last_flush = float("-inf")
         self.flushes = 0  # inserts made, for tests and logs
+        self.wakeups = 0  # times a waiting request thread woke up, for tests
 
     def submit(self, event):
         """Store one normalized event (a row dict for events_store); returns once it is
         stored, raising the insert's error if that failed."""
         slot = _Slot(event)
-        with self._cond:
+        with self._lock:
             self._pending.append(slot)
-            self._cond.notify_all()
-            while not slot.done:
-                wait = self._last_flush + self.interval - time.monotonic()
-                full = len(self._pending) >= self.max_events
-                if not self._flushing and (wait <= 0 or full):
-                    self._lead()
-                else:
-                    self._cond.wait(timeout=None if self._flushing else wait)
+            if len(self._pending) >= self.max_events:
+                self._pending[0].signal.set()  # a full batch: its leader need not wait
+        woke = -1
+        while True:
+            woke += 1
+            with self._lock:
+                if slot.done:
+                    self.wakeups += woke
+                    break
+                timeout = None
+                if not self._flushing and self._pending[0] is slot:
+                    wait = self._last_flush + self.interval - time.monotonic()
+                    if wait <= 0 or len(self._pending) >= self.max_events:
+                        self._lead()
+                        continue
+                    timeout = wait
+                slot.signal.clear()
+            slot.signal.wait(timeout)
         if slot.error is not None:
             raise slot.error
         return event
 
     def flush(self):
         """Store everything pending now (at exit; a leader's work otherwise)."""
-        with self._cond:
+        with self._lock:
             while self._flushing:
-                self._cond.wait()
+                self._flushed.wait()
             if self._pending:
                 self._lead()
 
@@ -80,19 +98,22 @@ class IngestBuffer:
         batch, self._pending = self._pending[: self.max_events], self._pending[self.max_events :]
         self._flushing = True
         self._last_flush = time.monotonic()
-        self._cond.release()
+        self._lock.release()
         error = None
         try:
             events_store(events=[slot.event for slot in batch], settings=self.insert_settings)
         except Exception as e:  # every waiter of this batch gets the insert's error
             error = e
         finally:
-            self._cond.acquire()
+            self._lock.acquire()
             for slot in batch:
                 slot.done, slot.error = True, error
+                slot.signal.set()
             self._flushing = False
             self.flushes += 1
-            self._cond.notify_all()
+            if self._pending:
+                self._pending[0].signal.set()  # the next leader: flush when its time comes
+            self._flushed.notify_all()
 
 
 _buffer = None

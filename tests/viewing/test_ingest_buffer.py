@@ -96,3 +96,14 @@ def test_the_server_insert_settings_still_store_synchronously(ch):
     buffer.submit(event)
     buffer.submit(dict(event))  # a re-sent id
     assert query("SELECT count() FROM viewing_events WHERE id = %(id)s", {"id": event["id"]}) == [(1,)]
+
+
+def test_waiting_requests_are_woken_for_their_own_flush_not_for_every_event(ch):
+    # 60 requests arriving together: each thread wakes about once (its flush is done, or it
+    # leads the next one), not once for every event that arrives while it waits.
+    buffer = IngestBuffer(interval=0.3, max_events=1000)
+    buffer.submit(row())  # the idle flush: the next ones wait for the interval, together
+    events = [row() for _ in range(60)]
+    assert submit_concurrently(buffer, events) == [None] * 60
+    assert query("SELECT count() FROM viewing_events") == [(61,)]
+    assert buffer.wakeups <= 2 * 60 + 2 * buffer.flushes
