@@ -58,3 +58,25 @@ def test_a_rebalance_stores_and_commits_the_buffered_batch_before_partitions_mov
     # Nothing the first consumer had buffered was read again by the second.
     assert first.stats.consumed + second.stats.consumed == len(sent)
     assert analytics() == expected_analytics(facts)
+
+
+def test_the_hooks_without_a_broker_assignment_names_partitions_and_lost_drops_the_buffer():
+    from kafka import TopicPartition
+
+    from viewing.kafka.config import ConsumerConfig
+    from viewing.kafka.loop import StreamConsumer
+
+    # Never started: the hooks are plain methods, called here as the listener calls them.
+    loop = StreamConsumer(ConsumerConfig(bootstrap_servers="127.0.0.1:9", topics=["t"], group_id="g", dlq_topic="d"))
+    topic = "t"
+    loop.offsets.seen(topic, 0, 5)
+    loop.offsets.seen(topic, 1, 7)
+    loop.on_assigned({TopicPartition(topic, 1), TopicPartition(topic, 2)})
+    assert loop.stats.assignment == [f"{topic}[1]", f"{topic}[2]"]
+    assert loop.offsets.stored_next == {(topic, 1): 7}  # partition 0 went to another member
+    assert loop.idle.joined
+
+    loop.batcher.add({"id": 1}, topic=topic, partition=1, offset=7)
+    loop.on_lost({TopicPartition(topic, 1)})
+    assert len(loop.batcher) == 0  # evicted: the new owner reads it again from the committed offset
+    assert loop.on_revoked(set()) is None and not loop.idle.joined
