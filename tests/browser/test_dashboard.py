@@ -107,8 +107,9 @@ def test_dashboard_shows_what_the_api_says(ch, browser, live_server, client):
     user = seed_events()
     log_in(browser, live_server)
     client.force_login(User.objects.get(username="admin"))
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "UTC"})
     browser.get(live_server.url + "/dashboard/")
-    wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "7")
+    wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "7|UTC|day|0")
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
     trends = client.get("/api/v1/analytics/trends?days=7").json()["trends"]
@@ -123,10 +124,7 @@ def test_dashboard_shows_what_the_api_says(ch, browser, live_server, client):
     assert text("total-finishes") == f"{sum(r['finishes'] for r in trends):,}"
     assert text("peak-hour") == f"{hours['peak_hour']:02d}:00"
     # The charts hold exactly the API's series.
-    chart = lambda canvas: browser.execute_script(  # noqa: E731
-        "const c = Chart.getChart(arguments[0]); return {labels: c.data.labels, data: c.data.datasets.map(d => d.data)};",
-        browser.find_element(By.ID, canvas),
-    )
+    chart = lambda canvas: chart_data(browser, canvas)  # noqa: E731
     trend_chart = chart("trends-chart")
     assert trend_chart["labels"] == [r["date"] for r in trends]
     assert trend_chart["data"][0] == [r["starts"] for r in trends]
@@ -137,12 +135,68 @@ def test_dashboard_shows_what_the_api_says(ch, browser, live_server, client):
     browser.find_element(By.ID, "user-id").send_keys(str(user))
     browser.find_element(By.CSS_SELECTOR, "#user-form button").click()
     wait_for(browser, lambda d: d.find_element(By.ID, "user-stats").get_attribute("data-user") == str(user))
-    stats = client.get(f"/api/v1/analytics/user/{user}/stats?days=7").json()
+    stats = client.get(f"/api/v1/analytics/user/{user}/stats?days=7&tz=UTC").json()
     shown = browser.find_element(By.ID, "user-stats").text
     assert f"Movies started\n{stats['movies_started']}" in shown
     assert f"Most watched\n{stats['most_watched_movie_id']}" in shown
     browser.set_window_size(390, 844)  # a phone
     browser.save_screenshot(str(ARTIFACTS / "dashboard-phone.png"))
+
+
+def chart_data(browser, canvas):
+    from selenium.webdriver.common.by import By
+
+    return browser.execute_script(
+        "const c = Chart.getChart(arguments[0]);"
+        "return {labels: c.data.labels, data: c.data.datasets.map(d => d.data), names: c.data.datasets.map(d => d.label)};",
+        browser.find_element(By.ID, canvas),
+    )
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "clickhouse"])
+def test_dashboard_in_the_browsers_zone_shows_the_apis_numbers(ch, browser, live_server, client):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    seed_events()
+    log_in(browser, live_server)
+    client.force_login(User.objects.get(username="admin"))
+    # The browser lives in Kathmandu (+05:45): the picker starts there, and every chart is local.
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Kathmandu"})
+    browser.get(live_server.url + "/dashboard/")
+    body = lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")  # noqa: E731
+    wait_for(browser, lambda d: body(d) == "7|Asia/Kathmandu|day|0")
+    assert Select(browser.find_element(By.ID, "tz")).first_selected_option.text == "Asia/Kathmandu"
+
+    Select(browser.find_element(By.ID, "days")).select_by_value("last-month")
+    wait_for(browser, lambda d: body(d) == "last-month|Asia/Kathmandu|day|0")
+    Select(browser.find_element(By.ID, "days")).select_by_value("30")
+    wait_for(browser, lambda d: body(d) == "30|Asia/Kathmandu|day|0")
+    Select(browser.find_element(By.ID, "interval")).select_by_value("week")
+    wait_for(browser, lambda d: body(d) == "30|Asia/Kathmandu|week|0")
+    browser.find_element(By.ID, "compare").click()
+    wait_for(browser, lambda d: body(d) == "30|Asia/Kathmandu|week|1")
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-kathmandu.png"))
+
+    window = "days=30&tz=Asia/Kathmandu"
+    trends = client.get(f"/api/v1/analytics/trends?{window}&interval=week&compare=previous_period").json()
+    hours = client.get(f"/api/v1/analytics/peak-hours?{window}").json()
+    shown = chart_data(browser, "trends-chart")
+    assert shown["labels"] == [e["start"] for e in trends["trends"]]
+    assert shown["data"][0] == [e["starts"] for e in trends["trends"]]
+    assert shown["data"][2] == [e["total_events"] for e in trends["trends"]]
+    assert shown["names"][3] == "Starts (previous)" and shown["data"][3] == [e["starts"] for e in trends["previous"]]
+    assert chart_data(browser, "hours-chart")["data"][0] == [h["events_count"] for h in hours["peak_hours"]]
+    assert browser.find_element(By.ID, "peak-hour").text == (
+        "–" if hours["peak_hour"] is None else f"{hours['peak_hour']:02d}:00")
+    assert sum(h["events_count"] for h in hours["peak_hours"]) > 0
+    # Each chart's CSV link asks the API for the same window as CSV.
+    link = browser.find_element(By.ID, "hours-csv").get_attribute("href")
+    assert link.endswith(f"/api/v1/analytics/peak-hours?{window.replace('/', '%2F')}&format=csv")
+    csv_answer = client.get(link.removeprefix(live_server.url))
+    assert csv_answer.status_code == 200 and csv_answer["Content-Type"].startswith("text/csv")
+    assert browser.find_element(By.ID, "trends-csv").get_attribute("href").endswith(
+        "interval=week&compare=previous_period&format=csv")
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "clickhouse"])

@@ -31,6 +31,59 @@
     return body;
   }
 
+  // --- The window: a time zone (default: the browser's) and a preset range ---------------
+  // The local date today in `tz`, as YYYY-MM-DD (en-CA formats dates that way).
+  function localToday(tz) {
+    return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" })
+      .format(new Date());
+  }
+
+  function isoDate(year, month, day) {  // month 1-12; Date.UTC rolls day 0 back to the month before
+    return new Date(Date.UTC(year, month - 1, day)).toISOString().slice(0, 10);
+  }
+
+  // The query parameters of the chosen window, shared with engagement.js (window.analyticsWindow).
+  function windowQuery() {
+    const tz = $("tz").value || "UTC";
+    const preset = $("days").value;
+    let range;
+    if (preset === "this-month" || preset === "last-month") {
+      const [year, month, day] = localToday(tz).split("-").map(Number);
+      range = preset === "this-month"
+        ? `from=${isoDate(year, month, 1)}&to=${isoDate(year, month, day)}`
+        : `from=${isoDate(year, month - 1, 1)}&to=${isoDate(year, month, 0)}`;
+    } else {
+      range = `days=${encodeURIComponent(preset)}`;
+    }
+    return `${range}&tz=${encodeURIComponent(tz)}`;
+  }
+  window.analyticsWindow = { query: windowQuery };
+
+  // Browsers (ICU) still name some zones by their old IANA names; the picker shows the current ones.
+  const CURRENT_NAMES = {
+    "Asia/Katmandu": "Asia/Kathmandu", "Asia/Calcutta": "Asia/Kolkata", "Asia/Saigon": "Asia/Ho_Chi_Minh",
+    "Asia/Rangoon": "Asia/Yangon", "Europe/Kiev": "Europe/Kyiv", "Atlantic/Faeroe": "Atlantic/Faroe",
+    "America/Godthab": "America/Nuuk", "Pacific/Enderbury": "Pacific/Kanton", "Asia/Ulan_Bator": "Asia/Ulaanbaatar",
+  };
+  const current = (zone) => CURRENT_NAMES[zone] || zone;
+
+  function fillZones() {
+    const browserZone = current(Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC");
+    const listed = Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : [];
+    const zones = [...new Set(listed.map(current))].filter((z) => z !== "UTC");
+    if (!zones.includes(browserZone) && browserZone !== "UTC") zones.push(browserZone);
+    $("tz").replaceChildren(...["UTC", ...zones.sort()].map((zone) => {
+      const option = document.createElement("option");
+      option.value = option.textContent = zone;
+      option.selected = zone === browserZone;
+      return option;
+    }));
+  }
+
+  function csvLink(id, path) {
+    $(id).href = API + path + (path.includes("?") ? "&" : "?") + "format=csv";
+  }
+
   function draw(id, config) {
     if (charts[id]) charts[id].destroy();
     charts[id] = new Chart($(id), config);
@@ -42,16 +95,22 @@
     $("total-events").textContent = fmt(sum("total_events"));
     $("total-starts").textContent = fmt(sum("starts"));
     $("total-finishes").textContent = fmt(sum("finishes"));
+    const datasets = [
+      { label: "Starts", data: rows.map((r) => r.starts), borderColor: "#2f6fed", tension: 0 },
+      { label: "Finishes", data: rows.map((r) => r.finishes), borderColor: "#12b76a", tension: 0 },
+      { label: "All events", data: rows.map((r) => r.total_events), borderColor: "#98a2b3", tension: 0 },
+    ];
+    if (data.previous) {  // the previous period, bucket by bucket, dashed under the same colours
+      datasets.push(
+        { label: "Starts (previous)", data: data.previous.map((r) => r.starts), borderColor: "#2f6fed",
+          borderDash: [6, 4], tension: 0 },
+        { label: "All events (previous)", data: data.previous.map((r) => r.total_events), borderColor: "#98a2b3",
+          borderDash: [6, 4], tension: 0 },
+      );
+    }
     draw("trends-chart", {
       type: "line",
-      data: {
-        labels: rows.map((r) => r.date),
-        datasets: [
-          { label: "Starts", data: rows.map((r) => r.starts), borderColor: "#2f6fed", tension: 0 },
-          { label: "Finishes", data: rows.map((r) => r.finishes), borderColor: "#12b76a", tension: 0 },
-          { label: "All events", data: rows.map((r) => r.total_events), borderColor: "#98a2b3", tension: 0 },
-        ],
-      },
+      data: { labels: rows.map((r) => r.date || r.start), datasets },
       options: { maintainAspectRatio: false, animation: false, interaction: { mode: "index", intersect: false } },
     });
   }
@@ -86,19 +145,27 @@
   }
 
   async function refresh() {
-    const days = $("days").value;
+    const query = windowQuery();
+    const trendsPath = `/trends?${query}&interval=${$("interval").value}` +
+      ($("compare").checked ? "&compare=previous_period" : "");
     $("status").textContent = "Loading…";
+    $("status").className = "";
+    csvLink("trends-csv", trendsPath);
+    csvLink("hours-csv", `/peak-hours?${query}`);
+    csvLink("popular-csv", `/content/popular?${query}&limit=10`);
     try {
       const [trends, hours, popular] = await Promise.all([
-        get(`/trends?days=${days}`),
-        get(`/peak-hours?days=${days}`),
-        get(`/content/popular?days=${days}&limit=10`),
+        get(trendsPath),
+        get(`/peak-hours?${query}`),
+        get(`/content/popular?${query}&limit=10`),
       ]);
       renderTrends(trends);
       renderHours(hours);
       renderPopular(popular);
+      document.querySelectorAll(".tz-name").forEach((el) => { el.textContent = trends.tz; });
       $("status").textContent = "";
-      document.body.dataset.loaded = days;
+      // What is drawn: the preset, the zone and the trends interval (tests wait for it).
+      document.body.dataset.loaded = `${$("days").value}|${trends.tz}|${trends.interval}|${trends.previous ? 1 : 0}`;
     } catch (error) {
       $("status").textContent = "Could not load: " + error.message;
       $("status").className = "error";
@@ -110,7 +177,7 @@
     const list = $("user-stats");
     const id = $("user-id").value.trim();
     try {
-      const stats = await get(`/user/${encodeURIComponent(id)}/stats?days=${$("days").value}`);
+      const stats = await get(`/user/${encodeURIComponent(id)}/stats?${windowQuery()}`);
       const rows = [
         ["Movies started", fmt(stats.movies_started)],
         ["Movies finished", fmt(stats.movies_finished)],
@@ -135,7 +202,10 @@
     }
   }
 
-  $("days").addEventListener("change", refresh);
+  fillZones();
+  $("window-form").addEventListener("change", refresh);
+  $("interval").addEventListener("change", refresh);
+  $("compare").addEventListener("change", refresh);
   $("user-form").addEventListener("submit", lookUpUser);
   refresh();
 })();

@@ -27,6 +27,7 @@
   // The window form's controls: `days`, and `tz` once the page has a zone picker (any control
   // named tz in #window-form).
   function windowQuery() {
+    if (window.analyticsWindow) return window.analyticsWindow.query();  // dashboard.js: presets, zone
     const tz = $("window-form").elements.namedItem("tz");
     return `days=${encodeURIComponent($("days").value)}&tz=${encodeURIComponent((tz && tz.value) || "UTC")}`;
   }
@@ -106,7 +107,7 @@
 
   // --- Concurrency ------------------------------------------------------------------------
   async function loadConcurrency() {
-    const days = Number($("days").value);
+    const days = Number($("days").value);  // NaN for "this month" / "last month": by day
     const interval = days <= 7 ? "hour" : "day";
     const data = await get(`/concurrency?${windowQuery()}&interval=${interval}`);
     const labels = data.concurrency.map((e) => (interval === "day" ? e.date : e.start.slice(5, 16).replace("T", " ")));
