@@ -12,7 +12,15 @@ that neither knows fails `test_every_fed_table_is_checked`.
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import query
+from django.db import connections
+
+
+def query(sql, params=None):
+    # Not tests.conftest's: this module also runs in a subprocess on another data directory.
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
 
 STORED_SQL = {
     "viewing_events": "SELECT toString(id), toString(user_id), toString(movie_id), event_type, position_seconds, "

@@ -4,8 +4,8 @@ failed half-way.
 ClickHouse does not write a table and its materialized views atomically: an INSERT can fail
 after the raw table took the rows (a view's table refusing them, the disk filling up between
 the parts), and a retry of the same events is then skipped by the id look-up as "already
-stored" while the views stay short. So every insert carries its own
-insert_deduplication_token, and the raw table and every table its views feed keep a
+stored" while the views stay short. So every insert carries an insert_deduplication_token
+made from its ids (`_batch_token`), and the raw table and every table its views feed keep a
 deduplication window (viewing/ddl_objects.py, INSERT_DEDUPLICATION). When an insert fails and
 the raw table holds some of its rows, the insert is remembered and, before anything else is
 stored, sent again with the same rows and token: ClickHouse skips every part the first
@@ -14,10 +14,13 @@ a batch that shares an event with it fails too, so a retry is acknowledged only 
 table holds its events.
 """
 
+import atexit
+import hashlib
 import logging
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +35,7 @@ from .suppression import events_unsuppressed, suppression_recheck
 # A batch is checked against the stored ids and inserted under one lock, so two threads of
 # this process cannot both decide that the same id is new. (Several processes writing to one
 # ClickHouse server are covered for retries of the same batch; see docs/architecture.md, Idempotency.)
-_store_lock = threading.Lock()
+_store_lock = threading.RLock()  # re-entrant: see writes_paused()
 # The same lock for the erasure (viewing/erasure.py), which suppresses a user and mends the
 # aggregates under it.
 store_lock = _store_lock
@@ -157,7 +160,7 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
             insert_settings = {**django_settings.CLICKHOUSE_INSERT_SETTINGS, **(settings or {})}
             # Asynchronous inserts (server mode, single events) are left as they are: servers
             # before 26.x refuse view de-duplication with them.
-            token = None if insert_settings.get("async_insert") else uuid.uuid4().hex
+            token = None if insert_settings.get("async_insert") else _batch_token(rows)
             if token:
                 insert_settings.update(DEDUPLICATION, insert_deduplication_token=token)
             try:
@@ -175,9 +178,47 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
     return len(rows)
 
 
+@contextmanager
+def writes_paused():
+    """No insert of this process runs while this is held (re-entrant): what a rebuild of the
+    aggregates or an erasure holds so no event lands between its delete and its re-insert."""
+    with _store_lock:
+        yield
+
+
 def unfinished_inserts() -> list[_Unfinished]:
     """The inserts waiting to be completed (for /metrics, ops and tests)."""
     return _unfinished
+
+
+def unfinished_rebuild_hint() -> str | None:
+    """What to run once the cause is gone, when this process holds inserts it could not
+    complete (it cannot after it exits): the rebuild of their days."""
+    days = sorted({datetime.fromtimestamp(row[5], UTC).date() for u in _unfinished for row in u.rows})
+    if not days:
+        return None
+    return f"manage.py rebuild_aggregates --from {days[0]} --to {days[-1]}"
+
+
+@atexit.register
+def _unfinished_at_exit():
+    hint = unfinished_rebuild_hint()
+    if hint:
+        log.error("Exiting with %d inserts half-written (the raw table took their rows, a view did not); "
+                  "once the cause is gone run `%s`.", len(_unfinished), hint)
+
+
+def _batch_token(rows):
+    """The insert's deduplication token: a digest of its ids, its rows put in id order.
+
+    The same events attempted again — by this process, or by another after this one died,
+    say a re-run of generate_events or a Kafka batch read again — get the same token, so the
+    raw table skips the parts it already took instead of storing them twice (the id look-up
+    reads event_ids, which a failed view may have left without them). Sorted, so the same
+    events split into the same parts. An id set is inserted once in its life: an erased
+    viewer's events are refused, events past retention too."""
+    rows.sort(key=lambda row: row[0])
+    return hashlib.blake2b("".join(_id_text(row[0]) for row in rows).encode(), digest_size=16).hexdigest()
 
 
 def _insert(cursor, rows, insert_settings):
@@ -214,10 +255,10 @@ def _remember(cursor, unfinished):
                 "(raw table and views) before the next events are stored.", len(unfinished.rows))
     while len(_unfinished) > MAX_UNFINISHED:
         dropped = _unfinished.pop(0)
-        days = sorted({str(datetime.fromtimestamp(row[5], UTC).date()) for row in dropped.rows})
-        log.error("Gave up completing an insert of %d events (more than %d are waiting); the aggregates "
-                  "of %s may be short: run manage.py verify_aggregates and rebuild_aggregates.",
-                  len(dropped.rows), MAX_UNFINISHED, ", ".join(days))
+        days = sorted({datetime.fromtimestamp(row[5], UTC).date() for row in dropped.rows})
+        log.error("Gave up completing an insert of %d events (more than %d are waiting); once the cause is "
+                  "gone run `manage.py rebuild_aggregates --from %s --to %s`.",
+                  len(dropped.rows), MAX_UNFINISHED, days[0], days[-1])
     metrics.UNFINISHED_INSERTS.set(len(_unfinished))
 
 

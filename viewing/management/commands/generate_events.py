@@ -13,7 +13,7 @@ from analytics_site.chdb_backend.engine import EngineLocked
 from analytics_site.exceptions import database_error_summary, storage_error_cause
 from viewing.batch_client import BatchClient, ServerError
 from viewing.generator import event_batches
-from viewing.services import events_store
+from viewing.services import events_store, unfinished_rebuild_hint
 
 
 def _engine_locked(error):
@@ -98,9 +98,12 @@ class Command(BaseCommand):
         except DatabaseError as e:
             # One line, exit status 1: the cause and how far it got. The failed batch is not
             # stored; re-running with the same --seed stores only what is missing.
+            hint = unfinished_rebuild_hint()  # the raw table took rows a view did not
             raise CommandError(
                 f"Storing events failed ({storage_error_cause(e)[1]}) after {stored} new events "
                 f"were stored: {database_error_summary(e)}"
+                + (f" Part of the failed batch reached the raw table only: once the cause is gone, "
+                   f"re-run this command and then `{hint}`." if hint else "")
             ) from None
         seconds = time.monotonic() - started
         if self.verbose:
