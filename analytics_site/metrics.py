@@ -75,6 +75,14 @@ CONSUMER_RATE = Gauge(
 )
 
 
+# ClickHouse's disks (system.disks: the embedded engine's data directory, or a server's), set
+# when /metrics or /ready is read.
+DISK_FREE = Gauge("analytics_clickhouse_disk_free_bytes", "Free space on a ClickHouse disk.", ["disk"],
+                  multiprocess_mode="max")
+DISK_TOTAL = Gauge("analytics_clickhouse_disk_total_bytes", "Size of a ClickHouse disk.", ["disk"],
+                   multiprocess_mode="max")
+
+
 def consumer_lag_set(lag: Mapping[tuple[str, int], int]) -> None:
     """The consumer's lag per (topic, partition), after a flush."""
     for (topic, partition), messages in lag.items():
@@ -99,6 +107,12 @@ def consumer_health_refresh() -> None:
 def render():
     """The exposition text of every metric (summed over workers in multiprocess mode)."""
     consumer_health_refresh()
+    from .ops import disk_space  # ops imports this module
+
+    try:
+        disk_space()  # sets DISK_FREE / DISK_TOTAL
+    except Exception:  # ClickHouse away: the other metrics still answer
+        pass
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

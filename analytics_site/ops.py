@@ -33,10 +33,44 @@ def consumer_readiness() -> tuple[dict | None, bool]:
     return health, health["state"] != "stopped"
 
 
+# What system.disks says of ClickHouse's disks (the embedded data directory's file system, or
+# a server's disks).
+DISKS = "SELECT name, free_space, total_space FROM system.disks ORDER BY name"
+GiB = 1024**3
+
+
+def disk_space() -> list[tuple[str, int, int]]:
+    """(disk, free bytes, total bytes) of every ClickHouse disk; sets the /metrics gauges."""
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute(DISKS)
+        disks = cursor.fetchall()
+    for name, free, total in disks:
+        metrics.DISK_FREE.labels(name).set(free)
+        metrics.DISK_TOTAL.labels(name).set(total)
+    return disks
+
+
+def min_free_bytes(total: int) -> int:
+    """READY_MIN_FREE_BYTES, or 1 GiB or 5 % of the disk, whichever is smaller."""
+    if settings.READY_MIN_FREE_BYTES is not None:
+        return settings.READY_MIN_FREE_BYTES
+    return min(GiB, total // 20)
+
+
+def disk_readiness() -> tuple[str, bool]:
+    """"ok", or which disk is below its free-space floor (inserts would soon be refused)."""
+    for name, free, total in disk_space():
+        floor = min_free_bytes(total)
+        if free < floor:
+            return f"{name}: {free} bytes free of {total}, below {floor} (READY_MIN_FREE_BYTES)", False
+    return "ok", True
+
+
 def ready(request):
-    """200 when ClickHouse answers, both databases are fully migrated and (with ENABLE_KAFKA)
-    the consumer thread has not stopped; else 503."""
-    body = {"status": "ready", "clickhouse": "ok", "migrations": "ok"}
+    """200 when ClickHouse answers, both databases are fully migrated, ClickHouse's disk has
+    room (READY_MIN_FREE_BYTES) and (with ENABLE_KAFKA) the consumer thread has not stopped;
+    else 503."""
+    body = {"status": "ready", "clickhouse": "ok", "migrations": "ok", "disk": "ok"}
     kafka, kafka_ok = consumer_readiness()
     if kafka is not None:
         body["kafka"] = kafka
@@ -53,7 +87,11 @@ def ready(request):
         pending, body["migrations"] = None, database_error_summary(e)
     if pending:
         body["migrations"] = f"{pending} pending; run manage.py migrate"
-    if pending != 0 or not kafka_ok:
+    try:
+        body["disk"], disk_ok = disk_readiness()
+    except DatabaseError as e:
+        body["disk"], disk_ok = database_error_summary(e), False
+    if pending != 0 or not kafka_ok or not disk_ok:
         body["status"] = "not ready"
         return JsonResponse(body, status=503)
     return JsonResponse(body)

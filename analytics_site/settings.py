@@ -199,6 +199,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # bodies over 10 MiB get 413
 # INGEST_FLUSH_EVENTS are waiting; when idle, at once.
 INGEST_FLUSH_INTERVAL = env.float("INGEST_FLUSH_INTERVAL", default=0.05)
 INGEST_FLUSH_EVENTS = env.int("INGEST_FLUSH_EVENTS", default=1000)
+# /ready answers 503 when ClickHouse's disk has less free space than this many bytes (unset:
+# 1 GiB or 5 % of the disk, whichever is smaller), so traffic moves before inserts are refused.
+READY_MIN_FREE_BYTES = env.int("READY_MIN_FREE_BYTES", default=None)
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -91,6 +91,14 @@ def post(base, path, body):
         return e.code, json.loads(e.read())
 
 
+def get(base, path):
+    try:
+        with urllib.request.urlopen(base + path, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
 def events(rng, n):
     """Events of the last hour with ~2 KB of incompressible metadata each."""
     now = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
@@ -144,7 +152,10 @@ def test_a_full_disk_under_http_batches(tmp_path, small_disk):
         status, body = post(base, "/api/v1/analytics/events", single)
         assert (status, body.get("cause")) == (507, "NOT_ENOUGH_SPACE")
         assert server.poll() is None  # up, answering
+        status, body = get(base, "/ready")  # below the floor (5 % of 48 MiB): traffic should move
+        assert status == 503 and body["disk"].startswith("default: "), body
         grow(small_disk)
+        assert get(base, "/ready")[0] == 200
         # Recovers by itself: the same process stores the re-sent batches.
         for batch in [*refused, [single]]:
             assert post(base, BATCH, batch) == (201, {"accepted": len(batch)})

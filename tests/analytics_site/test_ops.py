@@ -1,14 +1,48 @@
 """/ready and /metrics."""
 
+import os
+
+import pytest
+from django.conf import settings as django_settings
 from django.db import connections
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
+
+from analytics_site.ops import min_free_bytes
 
 
 def test_ready_when_clickhouse_answers_and_migrated(ch, client):
     response = client.get("/ready")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "clickhouse": "ok", "migrations": "ok"}
+    assert response.json() == {"status": "ready", "clickhouse": "ok", "migrations": "ok", "disk": "ok"}
+
+
+def data_disk():
+    """Free and total bytes of the file system of the embedded data directory."""
+    stat = os.statvfs(django_settings.CLICKHOUSE_DATA_DIR)
+    return stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize
+
+
+@pytest.mark.embedded
+def test_the_disk_is_in_metrics_and_ready_fails_below_the_floor(ch, client, settings):
+    text = client.get("/metrics").content.decode()
+    (free,) = [float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith('analytics_clickhouse_disk_free_bytes{disk="default"}')]
+    (total,) = [float(line.split()[-1]) for line in text.splitlines()
+                if line.startswith('analytics_clickhouse_disk_total_bytes{disk="default"}')]
+    real_free, real_total = data_disk()
+    assert total == real_total
+    assert abs(free - real_free) < 0.01 * real_total  # others write to this disk meanwhile
+    # The default floor: 1 GiB or 5 %, whichever is smaller.
+    assert min_free_bytes(real_total) == min(1024**3, real_total // 20)
+    settings.READY_MIN_FREE_BYTES = real_total  # more than can ever be free
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["status"] == "not ready"
+    assert response.json()["disk"].startswith("default: ")
+    assert response.json()["disk"].endswith(f"bytes free of {real_total}, below {real_total} (READY_MIN_FREE_BYTES)")
+    settings.READY_MIN_FREE_BYTES = 0
+    assert client.get("/ready").status_code == 200
 
 
 def test_not_ready_while_a_migration_is_pending(ch, client):
