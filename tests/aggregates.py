@@ -36,6 +36,8 @@ STORED_SQL = {
     "events_hourly": "SELECT toString(hour), sum(events), uniqMerge(users) FROM events_hourly GROUP BY hour ORDER BY 1",
     "events_quarter_hourly": "SELECT toString(quarter), sum(events), sum(starts), sum(finishes), uniqMerge(users), "
                              "uniqMerge(movies) FROM events_quarter_hourly GROUP BY quarter ORDER BY 1",
+    "trends_hourly": "SELECT toString(hour), sum(events), sum(starts), sum(finishes), uniqMerge(users), "
+                     "uniqMerge(movies) FROM trends_hourly GROUP BY hour ORDER BY 1",
     "view_segments": "SELECT toString(movie_id), toString(bucket), ifNull(toString(session_id), 'None'), toString(user_id), "
                      "toString(min(first_time)), toString(max(last_time)), min(low), max(high), sum(events), "
                      "sum(starts), sum(finishes) FROM view_segments "
@@ -81,6 +83,7 @@ def expected_tables(events, cutoff):
     daily = defaultdict(lambda: [0, 0, 0, set(), set()])
     hourly = defaultdict(lambda: [0, set()])
     quarters = defaultdict(lambda: [0, 0, 0, set(), set()])
+    trends = defaultdict(lambda: [0, 0, 0, set(), set()])
     segments = {}
     recent = []
     for e in events:
@@ -102,6 +105,10 @@ def expected_tables(events, cutoff):
         h = hourly[hour]
         h[0] += 1
         h[1].add(user)
+        th = trends[hour]
+        th[0], th[1], th[2] = th[0] + 1, th[1] + start, th[2] + finish
+        th[3].add(user)
+        th[4].add(movie)
         bucket = _text(t.replace(minute=t.minute - t.minute % 15, second=0))
         q = quarters[bucket]
         q[0], q[1], q[2] = q[0] + 1, q[1] + start, q[2] + finish
@@ -124,6 +131,7 @@ def expected_tables(events, cutoff):
         "events_daily": [[d, n, s, f, len(us), len(ms)] for d, (n, s, f, us, ms) in sorted(daily.items())],
         "events_hourly": [[h, n, len(us)] for h, (n, us) in sorted(hourly.items())],
         "events_quarter_hourly": [[q, n, s, f, len(us), len(ms)] for q, (n, s, f, us, ms) in sorted(quarters.items())],
+        "trends_hourly": [[h, n, s, f, len(us), len(ms)] for h, (n, s, f, us, ms) in sorted(trends.items())],
         "view_segments": [[*key, _text(v[0]), _text(v[1]), *v[2:]] for key, v in sorted(segments.items())],
         "recent_events": sorted(recent),
     }

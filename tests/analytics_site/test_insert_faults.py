@@ -185,7 +185,7 @@ def test_the_deduplication_window_migration_reverses_on_a_database_holding_event
     events = make_events(random.Random(5), 20)
     assert send(client, "http_batch", events) == [(201, {"accepted": 20})]
     fed = ["viewing_events", "event_ids", "popular_content_daily", "user_stats_daily", "events_daily",
-           "events_hourly", "view_segments", "recent_events", "events_quarter_hourly"]
+           "events_hourly", "view_segments", "recent_events", "events_quarter_hourly"]  # altered by 0005
     assert all(dedup_window(table) for table in fed)
     try:
         call_command("migrate", "viewing", "0004", database="clickhouse", verbosity=0)
