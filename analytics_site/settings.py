@@ -130,6 +130,10 @@ CLICKHOUSE_QUERY_SETTINGS = {
     "max_query_size": 16 * 1024 * 1024,
     "max_execution_time": env.int("CLICKHOUSE_QUERY_TIMEOUT", default=30),
 }
+# Which tables fsync each new part, so an acknowledged insert survives a power cut: "stored"
+# (the raw events, the id look-up, the suppression list; aggregates are rebuilt from the raw
+# table), "all" or "off" (viewing/durability.py). Applied by migrate.
+CLICKHOUSE_FSYNC = env.str("CLICKHOUSE_FSYNC", default="stored")
 # Settings added to every INSERT of events (viewing/services.py), e.g. a memory cap for
 # inserts ({"max_memory_usage": ...}); none by default. Tests use it to make inserts fail.
 CLICKHOUSE_INSERT_SETTINGS: dict = {}
