@@ -55,6 +55,12 @@ from viewing.ddl_objects import (
     identifier,
     render,
 )
+from viewing.ddl_time_zones import (
+    EVENTS_QUARTER_HOURLY,
+    EVENTS_QUARTER_HOURLY_SELECT,
+    TRENDS_HOURLY,
+    TRENDS_HOURLY_SELECT,
+)
 
 UUID = "UUID"
 COUNT = "SimpleAggregateFunction(sum, UInt64)"
@@ -268,79 +274,13 @@ RECENT_EVENTS_MV = MaterializedView(
     name="recent_events_mv", target=RECENT_EVENTS, source=VIEWING_EVENTS, select=RECENT_EVENTS_SELECT
 )
 
-# Any window in any time zone (trends by local hour, date, week or month; peak hours by local
-# hour): one row per UTC quarter hour. Every zone's offset (+05:45 and +12:45 included) and
-# every change of offset falls on a quarter hour, so each local hour, date, week or month is a
-# set of whole quarter hours, and the reads merge their uniq states per local bucket (exact, a
-# viewer of two quarter hours of one bucket is one viewer). 96 rows a day keeps the longest
-# window (366 dates) at 35,136 rows; per UTC hour would be inexact in +05:45, per raw event slow.
-EVENTS_QUARTER_HOURLY = Table(
-    name="events_quarter_hourly",
-    kind="aggregate",
-    columns=(
-        ("quarter", "DateTime('UTC')"),
-        ("events", COUNT),
-        ("starts", COUNT),
-        ("finishes", COUNT),
-        ("users", UNIQ),
-        ("movies", UNIQ),
-    ),
-    engine=AGGREGATING_MERGE_TREE,
-    order_by="quarter",
-    ttl_column="quarter",
-    settings=(INSERT_DEDUPLICATION,),
-)
+# --- Time zones: tables and SELECTs in viewing/ddl_time_zones.py ------------------------------
 EVENTS_QUARTER_HOURLY_MV = MaterializedView(
-    name="events_quarter_hourly_mv",
-    target=EVENTS_QUARTER_HOURLY,
-    source=VIEWING_EVENTS,
-    select="""
-SELECT
-    toStartOfFifteenMinutes(event_time) AS quarter,
-    count() AS events,
-    countIf(event_type = 'start') AS starts,
-    countIf(event_type = 'finish') AS finishes,
-    uniqState(user_id) AS users,
-    uniqState(movie_id) AS movies
-FROM {source}
-GROUP BY quarter
-""",
-)
-
-# Trends in a zone that is not UTC: a local date is mostly whole UTC hours (all 24 in New York,
-# 23 in Kathmandu, the rest quarter hours), so trends merge 24 to 27 states a day instead of
-# 96 quarter hours. Same columns as events_daily, one row per UTC hour.
-TRENDS_HOURLY = Table(
-    name="trends_hourly",
-    kind="aggregate",
-    columns=(
-        ("hour", "DateTime('UTC')"),
-        ("events", COUNT),
-        ("starts", COUNT),
-        ("finishes", COUNT),
-        ("users", UNIQ),
-        ("movies", UNIQ),
-    ),
-    engine=AGGREGATING_MERGE_TREE,
-    order_by="hour",
-    ttl_column="hour",
-    settings=(INSERT_DEDUPLICATION,),
+    name="events_quarter_hourly_mv", target=EVENTS_QUARTER_HOURLY, source=VIEWING_EVENTS,
+    select=EVENTS_QUARTER_HOURLY_SELECT,
 )
 TRENDS_HOURLY_MV = MaterializedView(
-    name="trends_hourly_mv",
-    target=TRENDS_HOURLY,
-    source=VIEWING_EVENTS,
-    select="""
-SELECT
-    toStartOfHour(event_time) AS hour,
-    count() AS events,
-    countIf(event_type = 'start') AS starts,
-    countIf(event_type = 'finish') AS finishes,
-    uniqState(user_id) AS users,
-    uniqState(movie_id) AS movies
-FROM {source}
-GROUP BY hour
-""",
+    name="trends_hourly_mv", target=TRENDS_HOURLY, source=VIEWING_EVENTS, select=TRENDS_HOURLY_SELECT
 )
 
 # Every object in creation order: each table before the views that read or feed it.

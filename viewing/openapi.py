@@ -132,14 +132,8 @@ class ListLengthAutoSchema(AutoSchema):
 
 # --- Ingestion --------------------------------------------------------------------------------
 STORED_EXAMPLE = {
-    "id": EVENT_ID,
-    "user_id": USER,
-    "movie_id": MOVIE,
-    "event_type": "start",
-    "position_seconds": 0,
-    "event_time": "2026-11-28T20:04:05Z",
-    "session_id": SESSION,
-    "metadata": {"device": "tv"},
+    "id": EVENT_ID, "user_id": USER, "movie_id": MOVIE, "event_type": "start", "position_seconds": 0,
+    "event_time": "2026-11-28T20:04:05Z", "session_id": SESSION, "metadata": {"device": "tv"},
 }
 
 event_create = extend_schema_view(
