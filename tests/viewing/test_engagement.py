@@ -80,7 +80,7 @@ def test_named_cases_by_hand(ch, client, frozen_now):
 
     day = naive(frozen_now).replace(hour=0, minute=0) - timedelta(days=1)
     user, other, third, movie = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    s1, s2, s3, s4, s5 = (uuid.uuid4() for _ in range(5))
+    s1, s2, s3, s4, s5, s6, s7 = (uuid.uuid4() for _ in range(7))
 
     def event(kind, position, at, session, who=user):
         return Event(id=uuid.uuid4(), user_id=who, movie_id=movie, event_type=kind, position_seconds=position,
@@ -95,6 +95,11 @@ def test_named_cases_by_hand(ch, client, frozen_now):
         event("finish", 3600, timedelta(hours=21), s3, who=other),
         event("start", 0, timedelta(hours=20, minutes=40), s5, who=third),  # ends the second before 21:00
         event("progress", 1140, timedelta(hours=20, minutes=59, seconds=59), s5, who=third),
+        # The day before: one view ends the second before the next starts (never live together).
+        event("start", 0, timedelta(hours=-21), s6),
+        event("progress", 600, timedelta(hours=-21, minutes=10), s6),
+        event("start", 600, timedelta(hours=-21, minutes=10, seconds=1), s7),
+        event("progress", 1200, timedelta(hours=-21, minutes=20), s7),
         event("progress", 60, timedelta(hours=23, minutes=50), s4),  # across midnight: cut by days=1
         event("progress", 660, timedelta(days=1, minutes=0), s4),
     ])
@@ -105,6 +110,8 @@ def test_named_cases_by_hand(ch, client, frozen_now):
     assert body["watch_time_seconds"] == 0 + 1800 + 2400 + 0 + 1140
     assert body["peak_concurrent_views"] == 2  # closed intervals: s2 and s3 both live at 20:30:00
     assert body["avg_view_duration_seconds"] == 1068.0
+    before = get(client, "summary", **{"from": day.date() - timedelta(days=1), "to": day.date() - timedelta(days=1)})
+    assert (before["views"], before["peak_concurrent_views"]) == (2, 1)
     assert get(client, "summary", days=1)["watch_time_seconds"] == 0  # today's part of s4: one event
     assert get(client, "summary", days=2)["watch_time_seconds"] == 5340 + 600
     curve = get(client, f"content/{movie}/retention", bucket=600, **yesterday)["curve"]
