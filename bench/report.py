@@ -1,5 +1,7 @@
 """The results as a Markdown table, the targets beside the measured figures."""
 
+from .privacy import rows as privacy_rows
+
 NAMES = {
     "popular": "popular", "user_stats": "user stats", "trends": "trends", "peak_hours": "peak hours",
     "summary": "summary", "retention": "retention (top movie)", "concurrency_hour_1d": "concurrency hour × 1 day",
@@ -94,6 +96,8 @@ def table(results):
             x = admin[name]
             row(f"| admin {admin['dataset']}: {what} p50 / p95 | {_ms(x['p50_ms'])} / {_ms(x['p95_ms'])} | "
                 f"< 1 s | | {_verdict(x['p95_ms'] < 1000 and x['errors'] == 0)} |")
+    for line in privacy_rows(results):
+        row(line)
     rss = []
     if ingest:
         rss.append(f"server {_n(ingest['server_peak_rss_mib_batch'])} MiB (batch ingest), "

@@ -12,7 +12,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from . import procs
+from . import privacy, procs
 from .report import table
 from .stats import median, median_of_rounds
 
@@ -26,6 +26,8 @@ PARTS = {
     "mixed": "popular, trends, peak hours and user stats of random users at 8 and 32 clients "
              "(requests/s, p99, error rate), on the largest dataset",
     "admin": "Django admin changelist and exact-UUID user search, logged in, on the largest dataset",
+    "privacy": "a whole-window export (CSV, Parquet: time, server RSS growth) and erasing users of ~1,000 "
+               "events (p50), on the largest dataset, last (it erases)",
 }
 
 QUICK = {
@@ -287,6 +289,10 @@ def bench_queries(root, cfg, results, parts):
         users = sql.pop("users")
         entry["tables"] = sql["tables"]
         paths = _endpoint_paths(users, DAYS, sql.pop("top_movie"))
+        if size == largest and "privacy" in parts:
+            candidates = procs.run_json(["bench.privacy", "candidates"], {
+                "dir": os.path.join(var_dir, "clickhouse"), "count": rounds, "target": 1000},
+                env=procs.dataset_env(var_dir))["users"]
 
         with procs.Server(var_dir) as server:
             if "queries" in parts:
@@ -346,6 +352,9 @@ def bench_queries(root, cfg, results, parts):
                     name: {"p50_ms": median_of_rounds(r, "p50_ms"), "p95_ms": median_of_rounds(r, "p95_ms"),
                            "errors": sum(x["errors"] for x in r), "rounds": r}
                     for name, r in admin.items() if not name.startswith("_")}}
+            if size == largest and "privacy" in parts:
+                results["privacy"] = {"dataset": label,
+                                      **privacy.measure(server, var_dir, candidates, days=DAYS, log=log)}
         entry["server_peak_rss_mib"] = server.peak_rss_mib
     shutil.rmtree(var_dir, ignore_errors=True)
     sizes = [f"{s // 1_000_000}M" for s in cfg["sizes"]]
@@ -385,7 +394,7 @@ def run(*, quick, parts, out, workdir=None):
             bench_ingest(root, cfg, results)
         if "kafka" in parts:
             bench_kafka(root, cfg, results)
-        if parts & {"queries", "mixed", "admin"}:
+        if parts & {"queries", "mixed", "admin", "privacy"}:
             bench_queries(root, cfg, results, parts)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -19,9 +19,9 @@ Order, so that neither an insert racing the erasure nor a crash half-way brings 
    other processes re-check the list after their insert (suppression.suppression_recheck).
 2. The dates come from the raw rows and from the per-user rows of the other tables, so an
    erasure repeated after a crash finds the dates the first attempt had not mended yet.
-3. Raw rows and event ids, then the mixed aggregates (under the store lock: an insert between
-   deleting a day's rows and computing them again would be counted twice), then the per-user
-   rows last.
+3. Raw rows and event ids, then the mixed aggregates (each table under the store lock: an
+   insert between deleting a day's rows and computing them again would be counted twice),
+   then the per-user rows last.
 Deletes are ClickHouse lightweight DELETEs (synchronous: they return once applied).
 """
 
@@ -103,24 +103,31 @@ def _views_of(table: ddl.Table) -> list[ddl.MaterializedView]:
 
 def aggregates_rebuild_dates(cursor, *, tables: list[ddl.Table], dates: list) -> None:
     """Every row of `tables` on `dates` (UTC) deleted and computed again from the raw table by
-    the views that feed them. The caller holds the store lock."""
+    the views that feed them. Each table under the store lock (an insert between the delete and
+    the recomputation would be counted twice), released between tables so that ingestion waits
+    for one table's rebuild at a time."""
     if not dates:
         return
     params = {"dates": tuple(dates)}
     for table in tables:
-        cursor.execute(DELETE_DATES.format(table=table.name, column=table.ttl_column), params)
-        for view in _views_of(table):
-            # The view's SELECT is SQL text with no parameters: its % signs are literal.
-            select = view.select.strip().replace("%", "%%").replace("{source}", RAW_OF_DATES)
-            columns = ", ".join(table.column_names)
-            # insert_deduplicate = 0: the tables keep a deduplication window for retried event
-            # inserts, and a rebuilt block equal to an earlier one (the same dates computed
-            # again) would otherwise be dropped as a duplicate after its rows were deleted.
-            cursor.execute(
-                f"INSERT INTO {table.name} ({columns})\nSETTINGS insert_deduplicate = 0\n"
-                f"SELECT {columns} FROM (\n{select}\n)",
-                params,
-            )
+        with store_lock:
+            _table_rebuild(cursor, table, params)
+
+
+def _table_rebuild(cursor, table: ddl.Table, params: dict) -> None:
+    cursor.execute(DELETE_DATES.format(table=table.name, column=table.ttl_column), params)
+    for view in _views_of(table):
+        # The view's SELECT is SQL text with no parameters: its % signs are literal.
+        select = view.select.strip().replace("%", "%%").replace("{source}", RAW_OF_DATES)
+        columns = ", ".join(table.column_names)
+        # insert_deduplicate = 0: the tables keep a deduplication window for retried event
+        # inserts, and a rebuilt block equal to an earlier one (the same dates computed
+        # again) would otherwise be dropped as a duplicate after its rows were deleted.
+        cursor.execute(
+            f"INSERT INTO {table.name} ({columns})\nSETTINGS insert_deduplicate = 0\n"
+            f"SELECT {columns} FROM (\n{select}\n)",
+            params,
+        )
 
 
 def user_erase(*, user_id: uuid.UUID, requested_by: str, api_key_prefix: str = "", using: str = "clickhouse") -> dict:
@@ -149,8 +156,7 @@ def user_erase(*, user_id: uuid.UUID, requested_by: str, api_key_prefix: str = "
                     chunk = ",".join(i.hex for i in ids[start : start + IDS_CHUNK])
                     cursor.execute(DELETE_BY_IDS.format(table=table.name), {"ids": chunk})
             cursor.execute(DELETE_BY_USER.format(table="viewing_events"), params)
-        with store_lock:
-            aggregates_rebuild_dates(cursor, tables=plan.rebuilt, dates=sorted(dates))
+        aggregates_rebuild_dates(cursor, tables=plan.rebuilt, dates=sorted(dates))
         for table in plan.by_user:
             if table.name != "viewing_events":
                 cursor.execute(DELETE_BY_USER.format(table=table.name), params)
