@@ -1,5 +1,5 @@
-"""A data directory that fills up, for real: a 48 MiB tmpfs under a gunicorn server and under
-`generate_events`. Every 201 is stored, every refused request is a 507 naming
+"""A data directory that fills up, for real: a 48 MiB tmpfs under a gunicorn server, under
+`generate_events` and under `consume_stream`. Every 201 is stored, every refused request is a 507 naming
 NOT_ENOUGH_SPACE, the server stays up, and once the disk grows it recovers by itself and the
 re-sent batches are stored exactly once — raw table and every aggregate equal the reference
 of what was acknowledged.
@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
+
+from tests.kafka_broker import TEST_HEARTBEAT_INTERVAL_MS, TEST_SESSION_TIMEOUT_MS
 
 pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 
@@ -222,3 +224,50 @@ def _wait_healthy(base, process, tmp_path):
             pass
         assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
         time.sleep(0.2)
+
+
+@pytest.mark.kafka
+def test_a_full_disk_under_kafka_commits_only_what_is_stored(kafka, tmp_path, small_disk):
+    env = {**environment(tmp_path, small_disk), "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+           "KAFKA_TOPICS": ",".join(kafka.topics), "KAFKA_CONSUMER_GROUP": kafka.group("disk"),
+           "KAFKA_DLQ_TOPIC": kafka.dlq, "KAFKA_SESSION_TIMEOUT_MS": str(TEST_SESSION_TIMEOUT_MS),
+           "KAFKA_HEARTBEAT_INTERVAL_MS": str(TEST_HEARTBEAT_INTERVAL_MS), "KAFKA_RETRY_BACKOFF_MAX": "1",
+           "LOG_LEVEL": "INFO"}
+    migrated = run(MIGRATE, env)
+    assert migrated.returncode == 0, migrated.stderr
+    filler = small_disk / "filler"
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    with open(filler, "wb") as f:
+        f.write(b"\0" * (free - 3 * 1024 * 1024))
+    produced = events(random.Random(5), 3000)  # ~6 MB of metadata: twice what is free
+    for e in produced:
+        kafka.produce(kafka.topic("start"), {
+            "event_id": e["id"], "user_id": e["user_id"], "movie_id": e["movie_id"], "action": e["event_type"],
+            "timestamp": e["event_time"], "position_seconds": e["position_seconds"], "session_id": e["session_id"],
+            "metadata": e["metadata"]})
+    kafka.flush()
+    consumer = subprocess.Popen([sys.executable, "manage.py", "consume_stream", "--skip-checks", "--exit-on-idle", "5",
+                                 "--batch-size", "500"], env=env, cwd=settings.BASE_DIR,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    failures = []
+    try:
+        for line in consumer.stderr:
+            if "failed (attempt" in line:
+                failures.append(line)
+                if len(failures) == 3:
+                    break
+        assert len(failures) == 3 and all("NOT_ENOUGH_SPACE" in line for line in failures), failures
+        assert kafka.committed(kafka.group("disk")) != kafka.produced_offsets()  # the refused ones wait
+        filler.unlink()
+        rest = consumer.stderr.read()  # until it exits: everything stored, then idle
+        assert consumer.wait(timeout=120) == 0, rest[-3000:]
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+            consumer.wait()
+    assert kafka.committed(kafka.group("disk")) == kafka.produced_offsets()
+    for e in produced:
+        e["event_time"] = e["event_time"].removesuffix("Z")
+    equal, counts = compare(tmp_path, env, produced)
+    assert counts == {"raw": 3000, "expected": 3000}
+    assert all(equal.values()), equal

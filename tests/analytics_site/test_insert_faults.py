@@ -25,6 +25,7 @@ from tests.aggregates import STORED_SQL, stored_events, tables_and_reference
 from tests.conftest import query
 from tests.kafka_broker import make_loop, run_in_thread, wait_until
 from viewing import ddl
+from viewing.aggregates import aggregates_verify
 from viewing.ddl_objects import INSERT_DEDUPLICATION
 from viewing.generator import event_batches
 
@@ -116,6 +117,12 @@ def send(client, way, events):
     return [(a.status_code, a.json()) for a in answers]
 
 
+def no_drift():
+    """verify_aggregates' own check over the days the tests write: nothing to mend."""
+    today = datetime.now(UTC).date()
+    return aggregates_verify(days=[today - timedelta(days=n) for n in range(3)]) == []
+
+
 def raw_ids():
     return {row[0] for row in query("SELECT toString(id) FROM viewing_events")}
 
@@ -146,6 +153,7 @@ def test_an_insert_fault_over_http_acknowledges_nothing_and_a_retry_stores_once(
     # Sent once more: acknowledged again, stored once.
     assert {status for status, _ in send(client, way, before + refused)} == {201}
     assert tables_and_reference(before + refused)[0] == expected
+    assert no_drift()
 
 
 def generate(seed):
@@ -173,6 +181,7 @@ def test_an_insert_fault_stops_generate_events_with_its_cause_and_a_rerun_stores
     assert raw_ids() == expected_ids[1] | expected_ids[2]
     stored, expected = tables_and_reference(stored_events())
     assert stored == expected
+    assert no_drift()
 
 
 def dedup_window(table):
@@ -248,3 +257,4 @@ def test_an_insert_fault_under_kafka_commits_nothing_and_goes_on_exactly_once(ch
     assert all(cause in line for line in failures), failures[0]
     stored, expected = tables_and_reference(before + refused)
     assert stored == expected
+    assert no_drift()
