@@ -217,7 +217,7 @@ def _batch_token(rows):
     reads event_ids, which a failed view may have left without them). Sorted, so the same
     events split into the same parts. An id set is inserted once in its life: an erased
     viewer's events are refused, events past retention too."""
-    rows.sort(key=lambda row: row[0])
+    rows.sort(key=lambda row: _id_text(row[0]))  # text: ids may come as UUIDs or strings
     return hashlib.blake2b("".join(_id_text(row[0]) for row in rows).encode(), digest_size=16).hexdigest()
 
 
