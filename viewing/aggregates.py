@@ -122,15 +122,18 @@ def aggregates_verify(*, days: list[date], using: str = "clickhouse") -> list[Dr
     return drifts
 
 
-def aggregates_rebuild(*, days: list[date], using: str = "clickhouse") -> dict[str, float]:
-    """Recompute every table the raw events feed, for `days` (UTC dates), from the raw table.
-    Holds the store lock: no insert of this process lands in between. Returns the seconds
-    each table took."""
+def aggregates_rebuild(
+    *, days: list[date], using: str = "clickhouse", tables: list[Table] | None = None
+) -> dict[str, float]:
+    """Recompute every table the raw events feed (or only `tables`), for `days` (UTC dates),
+    from the raw table. Holds the store lock: no insert of this process lands in between.
+    Returns the seconds each table took."""
     seconds = {}
     if not days:
         return seconds
+    views = [v for v in fed_views() if tables is None or v.target in tables]
     with writes_paused(), connections[using].cursor() as cursor:
-        for view in fed_views():
+        for view in views:
             table, started = view.target, time.perf_counter()
             cursor.cursor.set_settings(DELETE_SETTINGS)
             cursor.execute(f"DELETE FROM {table.name} WHERE toDate({table.ttl_column}) IN %(days)s",

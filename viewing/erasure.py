@@ -9,9 +9,11 @@ covered or refused, never forgotten:
   recent_events, aggregates keyed by user like user_stats_daily or view_segments): the user's
   rows are deleted;
 - event_ids (ids, no user): the user's ids are deleted;
-- aggregates whose rows mix users (popular_content_daily, events_daily, events_hourly: a `uniq`
-  state cannot forget one viewer): every row of the UTC dates the user had events on is
-  deleted and computed again from the raw table, by the materialized view's own SELECT.
+- aggregates whose rows mix users (popular_content_daily, events_daily, events_hourly, ...: a
+  `uniq` state cannot forget one viewer): every row of the UTC dates the user had events on
+  is deleted and computed again from the raw table by the view's own SELECT
+  (viewing.aggregates.aggregates_rebuild; exact because each such table's time column lies
+  within its events' UTC date, which a test checks).
 
 Order, so that neither an insert racing the erasure nor a crash half-way brings the user back:
 1. Suppress first, under the store lock (services.events_store checks the list under the same
@@ -19,9 +21,9 @@ Order, so that neither an insert racing the erasure nor a crash half-way brings 
    other processes re-check the list after their insert (suppression.suppression_recheck).
 2. The dates come from the raw rows and from the per-user rows of the other tables, so an
    erasure repeated after a crash finds the dates the first attempt had not mended yet.
-3. Raw rows and event ids, then the mixed aggregates (each table under the store lock: an
-   insert between deleting a day's rows and computing them again would be counted twice),
-   then the per-user rows last.
+3. Raw rows and event ids, then the mixed aggregates (under the store lock: an insert between
+   deleting a day's rows and computing them again would be counted twice), then the per-user
+   rows last.
 Deletes are ClickHouse lightweight DELETEs (synchronous: they return once applied).
 """
 
@@ -36,6 +38,7 @@ from django.conf import settings
 from django.db import connections
 
 from . import ddl
+from .aggregates import aggregates_rebuild, fed_views
 from .services import store_lock
 from .suppression import user_suppress
 
@@ -46,10 +49,6 @@ USER_EVENT_IDS = "SELECT id, toDate(event_time) FROM viewing_events WHERE user_i
 DELETE_BY_USER = "DELETE FROM {table} WHERE user_id = %(user_id)s"
 USER_DATES = "SELECT DISTINCT toDate({column}) FROM {table} WHERE user_id = %(user_id)s"
 DELETE_BY_IDS = "DELETE FROM {table} WHERE id IN (SELECT toUUID(arrayJoin(splitByChar(',', %(ids)s))))"
-DELETE_DATES = "DELETE FROM {table} WHERE toDate({column}) IN %(dates)s"
-# The view's own SELECT over the raw events of those dates (every aggregate's time bucket —
-# day, hour, 15 minutes — lies within one UTC date of its events; a test checks that).
-RAW_OF_DATES = "(SELECT * FROM viewing_events WHERE toDate(event_time) IN %(dates)s)"
 IDS_CHUNK = 5000
 
 
@@ -79,6 +78,8 @@ def erasure_plan(tables: list[ddl.Table] | None = None) -> Plan:
             continue
         columns = set(table.column_names)
         if table.kind == "aggregate" and "user_id" not in _order_by_columns(table):
+            if not any(v.target is table for v in fed_views()):
+                raise ErasureUnsupported(f"{table.name}: not fed from viewing_events by a materialized view")
             rebuilt.append(table)
         elif "user_id" in columns:
             by_user.append(table)
@@ -92,42 +93,6 @@ def erasure_plan(tables: list[ddl.Table] | None = None) -> Plan:
 def _rows(cursor, sql, params=None):
     cursor.execute(sql, params)
     return cursor.fetchall()
-
-
-def _views_of(table: ddl.Table) -> list[ddl.MaterializedView]:
-    views = [v for v in ddl.VIEWS if v.target is table]
-    if not views or any(v.source.name != "viewing_events" for v in views):
-        raise ErasureUnsupported(f"{table.name}: not fed from viewing_events by a materialized view")
-    return views
-
-
-def aggregates_rebuild_dates(cursor, *, tables: list[ddl.Table], dates: list) -> None:
-    """Every row of `tables` on `dates` (UTC) deleted and computed again from the raw table by
-    the views that feed them. Each table under the store lock (an insert between the delete and
-    the recomputation would be counted twice), released between tables so that ingestion waits
-    for one table's rebuild at a time."""
-    if not dates:
-        return
-    params = {"dates": tuple(dates)}
-    for table in tables:
-        with store_lock:
-            _table_rebuild(cursor, table, params)
-
-
-def _table_rebuild(cursor, table: ddl.Table, params: dict) -> None:
-    cursor.execute(DELETE_DATES.format(table=table.name, column=table.ttl_column), params)
-    for view in _views_of(table):
-        # The view's SELECT is SQL text with no parameters: its % signs are literal.
-        select = view.select.strip().replace("%", "%%").replace("{source}", RAW_OF_DATES)
-        columns = ", ".join(table.column_names)
-        # insert_deduplicate = 0: the tables keep a deduplication window for retried event
-        # inserts, and a rebuilt block equal to an earlier one (the same dates computed
-        # again) would otherwise be dropped as a duplicate after its rows were deleted.
-        cursor.execute(
-            f"INSERT INTO {table.name} ({columns})\nSETTINGS insert_deduplicate = 0\n"
-            f"SELECT {columns} FROM (\n{select}\n)",
-            params,
-        )
 
 
 def user_erase(*, user_id: uuid.UUID, requested_by: str, api_key_prefix: str = "", using: str = "clickhouse") -> dict:
@@ -156,7 +121,7 @@ def user_erase(*, user_id: uuid.UUID, requested_by: str, api_key_prefix: str = "
                     chunk = ",".join(i.hex for i in ids[start : start + IDS_CHUNK])
                     cursor.execute(DELETE_BY_IDS.format(table=table.name), {"ids": chunk})
             cursor.execute(DELETE_BY_USER.format(table="viewing_events"), params)
-        aggregates_rebuild_dates(cursor, tables=plan.rebuilt, dates=sorted(dates))
+        aggregates_rebuild(days=sorted(dates), tables=plan.rebuilt, using=using)
         for table in plan.by_user:
             if table.name != "viewing_events":
                 cursor.execute(DELETE_BY_USER.format(table=table.name), params)
