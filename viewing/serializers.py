@@ -47,6 +47,14 @@ class EventInputSerializer(serializers.Serializer):
     session_id = serializers.UUIDField(required=False, allow_null=True)
     metadata = serializers.DictField(required=False, help_text="A JSON object, at most 8 KiB serialized.")
 
+    def run_validation(self, data=serializers.empty):
+        # DRF's run_validation would also gather read-only defaults for validators this
+        # serializer has none of, deep-copying every declared field (~0.15 ms, a tenth of a
+        # single event's request); an object goes straight to normalize_event.
+        if isinstance(data, dict):
+            return self.to_internal_value(data)
+        return super().run_validation(data)
+
     def to_internal_value(self, data):
         try:
             return normalize_event(
@@ -117,6 +125,16 @@ class StoredEventSerializer(serializers.Serializer):
     @extend_schema_field({"type": "object", "additionalProperties": True})
     def get_metadata(self, event):
         return json.loads(event["metadata"])
+
+
+# One instance renders every stored event: a new serializer per response deep-copies its
+# declared fields (~0.1 ms); to_representation keeps no state between calls.
+_STORED_EVENT = StoredEventSerializer()
+
+
+def stored_event_body(event: dict) -> dict:
+    """The 201 body of a stored event (StoredEventSerializer)."""
+    return _STORED_EVENT.to_representation(event)
 
 
 class BatchAcceptedSerializer(serializers.Serializer):

@@ -20,10 +20,10 @@ from .serializers import (
     EventInputSerializer,
     PeakHoursSerializer,
     PopularContentSerializer,
-    StoredEventSerializer,
     TrendsSerializer,
     UserIdField,
     UserStatsSerializer,
+    stored_event_body,
 )
 from .services import events_store
 
@@ -99,7 +99,7 @@ class EventCreateApi(APIView):
         serializer = EventInputSerializer(data=request.data, context={"now": clock.now()})
         serializer.is_valid(raise_exception=True)
         event = event_ingest(event=serializer.validated_data)
-        return Response(StoredEventSerializer(event).data, status=201)
+        return Response(stored_event_body(event), status=201)
 
 
 @openapi.event_batch
