@@ -14,9 +14,23 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import datetime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
+# What every generated dataset of a run shares (viewing.generator's parameters but seed and size).
+DATA = {"days": 30, "users": 20_000, "movies": 1_000}
+
+
+def log(message):
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def data(seed, events):
+    """Generator parameters of one dataset: DATA with this seed and size."""
+    return {"seed": seed, "events": events, **DATA}
+
+
 # One secret for every process of a run: the admin's session cookies stay valid across them.
 SECRET_KEY = secrets.token_urlsafe(50)
 

@@ -4,7 +4,6 @@ bench/results.json."""
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import tempfile
@@ -13,12 +12,15 @@ import uuid
 from datetime import UTC, datetime
 
 from . import privacy, procs
+from .ingestion import bench_ingest, bench_kafka
+from .procs import log
 from .report import table
-from .stats import median, median_of_rounds
+from .stats import median_of_rounds
 
 PARTS = {
-    "ingest": "engine floor (one Native insert) vs the HTTP batch endpoint; single events under "
-              "32 clients (events/s, p50/p99, parts per 1,000 events)",
+    "ingest": "engine floor (one Native insert, and the same rows in 10,000-row inserts) vs the HTTP batch "
+              "endpoint; single events under 32 clients and at fixed arrival rates (open loop: events/s, "
+              "p50/p99, parts per 1,000 events)",
     "kafka": "consume_stream end to end from a pre-filled Tansu topic vs a bare kafka-python read loop; "
              "consumer peak RSS at two topic sizes",
     "queries": "p50/p95 of every analytics endpoint over HTTP vs its SQL on the engine, and the raw-table "
@@ -35,6 +37,8 @@ QUICK = {
     "rounds": 5,
     "ingest_events": 100_000,
     "single_seconds": 3,
+    "open_loop_rates": [250, 500, 1000],
+    "open_loop_seconds": 4,
     "kafka_messages": [20_000, 60_000],
     "query_count": 20,
     "raw_count": {1_000_000: 10},
@@ -47,6 +51,8 @@ FULL = {
     "rounds": 5,
     "ingest_events": 200_000,
     "single_seconds": 6,
+    "open_loop_rates": [250, 500, 1000, 1500],
+    "open_loop_seconds": 6,
     "kafka_messages": [50_000, 300_000],
     "query_count": 20,
     "raw_count": {1_000_000: 10, 10_000_000: 4},
@@ -54,14 +60,9 @@ FULL = {
     "mixed_seconds": 4,
     "admin_count": 5,
 }
-DATA = {"days": 30, "users": 20_000, "movies": 1_000}
+DATA = procs.DATA
 DAYS = 30  # every query reads the whole generated window
-TOPICS = ["bench.stream.start", "bench.stream.progress", "bench.stream.stop"]
 ADMIN_USER, ADMIN_PASSWORD = "bench-admin", uuid.uuid4().hex
-
-
-def log(message):
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def machine():
@@ -97,141 +98,7 @@ def git_commit():
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "analytics_site", "viewing"))}
 
 
-def _data(seed, events):
-    return {"seed": seed, "events": events, **DATA}
-
-
 # --- parts --------------------------------------------------------------------------------------
-
-def bench_ingest(root, cfg, results):
-    rounds = cfg["rounds"]
-    batch_rounds = [_data(100 + i, cfg["ingest_events"]) for i in range(rounds)]
-
-    log(f"ingest: engine floor, {rounds} × {cfg['ingest_events']:,} rows in one Native insert each")
-    floor_dir = procs.fresh_dataset(root, "ingest-floor")
-    floor = procs.run_json(["bench.phases", "floor"], {"dir": os.path.join(floor_dir, "clickhouse"),
-                                                      "rounds": batch_rounds}, env=procs.dataset_env(floor_dir))
-    shutil.rmtree(floor_dir, ignore_errors=True)
-
-    log("ingest: HTTP batch endpoint, 10,000 events a request, one client process")
-    http_dir = procs.fresh_dataset(root, "ingest-http")
-    headers = procs.api_key(http_dir)
-    with procs.Server(http_dir) as server:
-        batch = procs.run_json(["bench.load"], {"mode": "batch", "port": server.port, "batch": 10_000,
-                                                "rounds": batch_rounds, "headers": headers})
-    batch_rss = server.peak_rss_mib
-    shutil.rmtree(http_dir, ignore_errors=True)
-
-    log(f"ingest: single events, 32 clients, {rounds} × {cfg['single_seconds']} s")
-    single_dir = procs.fresh_dataset(root, "ingest-single")
-    headers = procs.api_key(single_dir)
-    # More events than a round can send; each round its own, so every one is new.
-    single_rounds = [dict(_data(200 + i, 20_000), seconds=cfg["single_seconds"]) for i in range(rounds)]
-    with procs.Server(single_dir) as server:
-        single = procs.run_json(["bench.load"], {"mode": "single", "port": server.port, "concurrency": 32,
-                                                 "rounds": single_rounds, "headers": headers})
-    single_rss = server.peak_rss_mib
-    parts = procs.run_json(["bench.phases", "parts"], {"dir": os.path.join(single_dir, "clickhouse")},
-                           env=procs.dataset_env(single_dir))
-    shutil.rmtree(single_dir, ignore_errors=True)
-
-    stored = parts["viewing_events"]["rows"]
-    created = parts["viewing_events"]["parts_created"]
-    all_tables = sum(t["parts_created"] or 0 for name, t in parts.items() if not name.startswith("_"))
-    floor_eps = median_of_rounds(floor["rounds"], "events_per_s")
-    batch_eps = median_of_rounds(batch["rounds"], "events_per_s")
-    results["ingest"] = {
-        "floor": floor["rounds"],
-        "batch": batch["rounds"],
-        "single": single["rounds"],
-        "parts": parts,
-        "summary": {
-            "floor_events_per_s": floor_eps,
-            "batch_events_per_s": batch_eps,
-            "batch_vs_floor": batch_eps / floor_eps if batch_eps else None,
-            "batch_errors": sum(r["errors"] for r in batch["rounds"]),
-            "single_events_per_s": median_of_rounds(single["rounds"], "events_per_s"),
-            "single_p50_ms": median_of_rounds(single["rounds"], "p50_ms"),
-            "single_p99_ms": median_of_rounds(single["rounds"], "p99_ms"),
-            "single_errors": sum(r["errors"] for r in single["rounds"]),
-            "single_events_stored": stored,
-            "single_parts_per_1000": 1000 * created / stored if stored else None,
-            "single_parts_per_1000_all_tables": 1000 * all_tables / stored if stored else None,
-            "server_peak_rss_mib_batch": batch_rss,
-            "server_peak_rss_mib_single": single_rss,
-        },
-    }
-
-
-LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
-FLUSHED = re.compile(r"Flushed (\d+) messages: (\d+) stored")
-
-
-def _consume(root, name, bootstrap, count, group):
-    """consume_stream in its own process on a fresh dataset, until `count` messages: seconds
-    from the partition assignment to the last flush (its own log lines), stored, peak RSS."""
-    var_dir = procs.fresh_dataset(root, name)
-    env = procs.dataset_env(var_dir, KAFKA_BOOTSTRAP_SERVERS=bootstrap, KAFKA_TOPICS=",".join(TOPICS),
-                            KAFKA_CONSUMER_GROUP=group, KAFKA_DLQ_TOPIC="bench.stream.dlq", LOG_FORMAT="plain",
-                            LOG_LEVEL="INFO")
-    seconds, rss, text = procs.manage(["consume_stream", "--max-messages", str(count), "--batch-size", "10000"],
-                                      env=env, timeout=600)
-    shutil.rmtree(var_dir, ignore_errors=True)
-    assigned = last = None
-    stored = 0
-    for line in text.splitlines():
-        m = LOG_TIME.match(line)
-        if not m:
-            continue
-        at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
-        if "Assigned partitions" in line and assigned is None:
-            assigned = at
-        flushed = FLUSHED.search(line)
-        if flushed:
-            last = at
-            stored += int(flushed.group(2))
-    elapsed = (last - assigned).total_seconds() if assigned and last else None
-    return {"messages": count, "stored": stored, "seconds": elapsed, "process_seconds": seconds,
-            "events_per_s": stored / elapsed if elapsed else None, "peak_rss_mib": rss}
-
-
-def bench_kafka(root, cfg, results):
-    rounds = cfg["rounds"]
-    small, large = cfg["kafka_messages"]
-    with procs.Tansu() as broker:
-        broker.create_topics(TOPICS + ["bench.stream.dlq"])
-        log(f"kafka: producing {large:,} messages to Tansu")
-        produced = procs.run_json(["bench.phases", "produce"], {"bootstrap": broker.bootstrap, "topics": TOPICS,
-                                                                "rounds": [_data(300, large)]})
-        log(f"kafka: consume_stream on {small:,} messages (memory at a smaller topic)")
-        small_run = _consume(root, "kafka-small", broker.bootstrap, small, f"bench-small-{uuid.uuid4().hex[:8]}")
-        e2e, bare = [], []
-        for i in range(rounds):
-            log(f"kafka: round {i + 1}/{rounds}: bare read loop, then consume_stream, {large:,} messages")
-            bare.append(procs.run_json(["bench.phases", "bare_read"], {
-                "bootstrap": broker.bootstrap, "topics": TOPICS, "count": large,
-                "group": f"bench-bare-{uuid.uuid4().hex[:8]}"}))
-            e2e.append(_consume(root, "kafka-e2e", broker.bootstrap, large, f"bench-e2e-{uuid.uuid4().hex[:8]}"))
-        broker_rss = broker.peak_rss_mib()
-    bare_eps = median_of_rounds(bare, "events_per_s")
-    e2e_eps = median_of_rounds(e2e, "events_per_s")
-    results["kafka"] = {
-        "produced": produced,
-        "bare": bare,
-        "e2e": e2e,
-        "small": small_run,
-        "summary": {
-            "messages": large,
-            "bare_events_per_s": bare_eps,
-            "e2e_events_per_s": e2e_eps,
-            "e2e_vs_bare": e2e_eps / bare_eps if bare_eps else None,
-            "consumer_peak_rss_mib_small": small_run["peak_rss_mib"],
-            "consumer_peak_rss_mib_large": median([r["peak_rss_mib"] for r in e2e]),
-            "small_messages": small,
-            "broker_peak_rss_mib": broker_rss,
-        },
-    }
-
 
 def _endpoint_paths(users, days, top_movie):
     from .phases import TZ, TZ_SUFFIX, tz_windows
