@@ -303,3 +303,9 @@ def test_the_api_reference_examples_answer_as_written(ch, client):
     assert response["Content-Disposition"].startswith('attachment; filename="peak_hours_')
     assert response.content.startswith(b"hour,events_count,unique_users\r\n0,")
     assert len(response.content.splitlines()) == 25
+
+
+def test_an_empty_parameter_means_its_default(ch, client):
+    body = get(client, "trends", days="", tz="", interval="", compare="")
+    assert (body["tz"], body["period_days"], body["interval"]) == ("UTC", 7, "day") and "previous" not in body
+    assert get(client, f"user/{uuid.uuid4()}/stats", days="")["period_days"] == 30
