@@ -135,7 +135,9 @@ FROM
 #   month elsewhere) from events_daily, each with its bucket (`days`, `day_buckets`); then the
 #   window's other whole UTC hours from trends_hourly, except those two buckets share
 #   (`split_hours`, Window.split_hours: 18:00-19:00 UTC holds a Kathmandu midnight); and the
-#   quarter hours of those and of the window's ragged ends from events_quarter_hourly;
+#   quarter hours of those and of the window's ragged ends (`quarters`, Window.quarters) from
+#   events_quarter_hourly. The lists are sets (IN), looked up once per row, and `quarters` is
+#   a set of primary-key values, so only their granules are read;
 # - peak hours: events_hourly when every UTC hour of the window is one local hour (UTC and the
 #   whole-hour zones: Europe/Moscow, America/New_York, ...), else events_quarter_hourly (+05:45).
 # A row is used only where its whole span falls in one bucket, so every count stays exact.
@@ -181,10 +183,10 @@ def _trends(interval):
     # No UTC date lies within one local hour: hourly trends start at the hourly table.
     days = "" if interval == "hour" else """
     SELECT
-        transform(day, CAST(%(days)s, 'Array(Date)'), CAST(%(day_buckets)s, 'Array(Date)'), toDate(0)) AS bucket,
+        transform(day, CAST(%(day_list)s, 'Array(Date)'), CAST(%(day_buckets)s, 'Array(Date)'), toDate(0)) AS bucket,
         starts, finishes, events, users, movies
     FROM events_daily
-    WHERE has(CAST(%(days)s, 'Array(Date)'), day)
+    WHERE day IN %(days)s
     UNION ALL"""
     return f"""
 SELECT bucket,{_TREND_COLUMNS}
@@ -193,15 +195,11 @@ FROM
     SELECT {BUCKETS[interval]("hour")} AS bucket, starts, finishes, events, users, movies
     FROM trends_hourly
     WHERE hour >= %(start)s AND hour + INTERVAL 1 HOUR <= %(end)s
-      AND NOT has(CAST(%(days)s, 'Array(Date)'), toDate(hour))
-      AND NOT has(CAST(%(split_hours)s, 'Array(DateTime(\\'UTC\\'))'), hour)
+      AND toDate(hour) NOT IN %(days)s AND hour NOT IN %(split_hours)s
     UNION ALL
     SELECT {BUCKETS[interval]("quarter")} AS bucket, starts, finishes, events, users, movies
     FROM events_quarter_hourly
-    WHERE quarter >= %(start)s AND quarter < %(end)s
-      AND NOT has(CAST(%(days)s, 'Array(Date)'), toDate(quarter))
-      AND (toStartOfHour(quarter) < %(start)s OR toStartOfHour(quarter) + INTERVAL 1 HOUR > %(end)s
-           OR has(CAST(%(split_hours)s, 'Array(DateTime(\\'UTC\\'))'), toStartOfHour(quarter)))
+    WHERE quarter IN %(quarters)s
 )
 GROUP BY bucket
 ORDER BY bucket

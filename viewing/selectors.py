@@ -74,11 +74,20 @@ def statement(endpoint: str, *, window: Window, interval: str = "day", **params)
     days, day_buckets = window.day_buckets(interval) if interval != "hour" else ([], [])
     return queries.TRENDS[interval], {
         **_shift_params(window),
-        # A date no window holds stands in for an empty list (ClickHouse types [] as Nothing).
-        "days": days or [NO_DATE],
+        # A date or hour no window holds stands in for an empty set (ClickHouse types [] as
+        # Nothing, and `IN ()` is not SQL). Sets are tuples: the driver writes them as (a, b).
+        "days": tuple(days or [NO_DATE]),
+        "day_list": days or [NO_DATE],
         "day_buckets": day_buckets or [NO_DATE],
-        "split_hours": window.split_hours(interval) or [NO_HOUR],
+        "split_hours": _instants(window.split_hours(interval)),
+        "quarters": _instants(window.quarters(interval)),
     }
+
+
+def _instants(moments: list[datetime]) -> tuple[str, ...]:
+    # As text: ClickHouse reads each as the DateTime('UTC') it is compared with (the driver
+    # would send a datetime inside a tuple as a number).
+    return tuple(m.strftime("%Y-%m-%d %H:%M:%S") for m in moments or [NO_HOUR])
 
 
 def popular_content(*, window: Window, limit: int) -> dict:

@@ -24,6 +24,7 @@ COMPARISONS = ("previous_period",)
 # Every offset in use (and every change of offset) falls on a quarter hour (+05:45, +12:45, ...),
 # which is why the finest aggregate is per 15 minutes.
 QUARTER = 900
+QUARTER_DELTA = timedelta(seconds=QUARTER)
 
 
 class UnknownZone(ValueError):
@@ -160,6 +161,20 @@ class Window:
             if first.minute or first.second:
                 out.append(first.replace(minute=0, second=0))
         return out
+
+    def quarters(self, interval: str) -> list[datetime]:
+        """The UTC quarter hours (naive UTC starts) no whole UTC hour of the window covers: those
+        of the split hours, and those before the window's first whole hour and after its last
+        (a Kathmandu window starts at 18:15 UTC)."""
+        start, end = self.start, self.end
+        first_hour = start if start.minute == 0 else start.replace(minute=0) + timedelta(hours=1)
+        last_hour = end.replace(minute=0)
+        out = [start + timedelta(minutes=15 * i) for i in range(int((min(first_hour, end) - start) / QUARTER_DELTA))]
+        if last_hour >= first_hour:
+            out += [last_hour + timedelta(minutes=15 * i) for i in range(int((end - last_hour) / QUARTER_DELTA))]
+        for hour in self.split_hours(interval):
+            out += [q for q in (hour + timedelta(minutes=15 * i) for i in range(4)) if start <= q < end]
+        return sorted(set(out))
 
     def whole_hours(self) -> bool:
         """Whether every UTC hour of the window is one local clock hour (UTC and the whole-hour
