@@ -65,6 +65,10 @@ class WindowFilterSerializer(serializers.Serializer):
             window = Window.of_days(days or self.default_days, tz=tz, now=clock.now())
         if window.first < date(1971, 1, 1) or window.last > date(9998, 12, 31):
             raise serializers.ValidationError({"from": ["Out of range."]})
+        if not window.quarter_aligned():
+            # Every zone's offset since 1972 is a whole number of quarter hours; an older one
+            # (Liberia's -00:44:30) cannot be cut out of the per-quarter-hour aggregates.
+            raise serializers.ValidationError({"tz": [f"{tz} had an offset off the quarter hour in this window."]})
         attrs["window"] = window
         return attrs
 

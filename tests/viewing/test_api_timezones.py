@@ -309,3 +309,10 @@ def test_an_empty_parameter_means_its_default(ch, client):
     body = get(client, "trends", days="", tz="", interval="", compare="")
     assert (body["tz"], body["period_days"], body["interval"]) == ("UTC", 7, "day") and "previous" not in body
     assert get(client, f"user/{uuid.uuid4()}/stats", days="")["period_days"] == 30
+
+
+def test_a_window_when_the_zone_was_off_the_quarter_hour_is_a_400_naming_tz(ch, client):
+    # Liberia kept -00:44:30 until 7 January 1972.
+    response = client.get(f"{BASE}/trends", {"tz": "Africa/Monrovia", "from": "1971-06-01", "to": "1971-06-02"})
+    assert response.status_code == 400 and list(response.json()) == ["tz"]
+    assert get(client, "trends", tz="Africa/Monrovia", days=2)["tz"] == "Africa/Monrovia"
