@@ -39,7 +39,7 @@ from django.db import connections
 
 from . import ddl
 from .aggregates import aggregates_rebuild, fed_views
-from .services import store_lock
+from .services import store_lock, unfinished_inserts
 from .suppression import user_suppress
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,12 @@ IDS_CHUNK = 5000
 
 class ErasureUnsupported(Exception):
     """An erasure this deployment cannot do exactly (a cluster), refused before it starts."""
+
+
+class ErasureNotNow(Exception):
+    """An insert that failed half-way is waiting to be completed (viewing/services.py): its
+    completion would write view rows the erasure's rebuild already computed from the raw
+    table, so the erasure waits for it. Retry once inserts succeed again."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,11 @@ def user_erase(*, user_id: uuid.UUID, requested_by: str, api_key_prefix: str = "
     with connections[using].cursor() as cursor:
         with store_lock:
             user_suppress(cursor, user_id=user_id)
+            if any(u.using == using for u in unfinished_inserts()):
+                raise ErasureNotNow(
+                    "An insert that failed half-way is still being completed; the viewer is on the "
+                    "suppression list already, try the erasure again once inserts succeed."
+                )
         events = _rows(cursor, USER_EVENT_IDS, params)
         ids = [row[0] for row in events]
         dates = {row[1] for row in events}

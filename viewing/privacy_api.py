@@ -26,7 +26,7 @@ from analytics_site.access.models import ApiKey
 from analytics_site.exceptions import StorageUnavailable
 
 from . import exports, privacy_openapi
-from .erasure import ErasureUnsupported, user_erase
+from .erasure import ErasureNotNow, ErasureUnsupported, user_erase
 from .events import EVENT_TYPES
 from .serializers import UserIdField
 
@@ -112,6 +112,8 @@ class UserEraseApi(APIView):
             )
         except ErasureUnsupported as e:
             raise NotImplementedHere(str(e)) from None
+        except ErasureNotNow as e:
+            raise StorageUnavailable(str(e)) from None
         return Response(result)
 
 

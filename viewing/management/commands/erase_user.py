@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from analytics_site.chdb_backend.engine import EngineLocked
-from viewing.erasure import ErasureUnsupported, user_erase
+from viewing.erasure import ErasureNotNow, ErasureUnsupported, user_erase
 from viewing.events import parse_uuid
 
 
@@ -26,6 +26,6 @@ class Command(BaseCommand):
             raise CommandError(f"Not a UUID: {user_id!r}.") from None
         try:
             result = user_erase(user_id=user, requested_by="manage.py erase_user", using=database)
-        except (EngineLocked, ErasureUnsupported) as e:
+        except (EngineLocked, ErasureNotNow, ErasureUnsupported) as e:
             raise CommandError(str(e)) from e
         self.stdout.write(json.dumps(result))
