@@ -33,7 +33,7 @@ from django.db import connections
 
 from . import ddl
 from .ddl_objects import MaterializedView, Table
-from .services import writes_paused
+from .services import unfinished_take_days, writes_paused
 
 RAW = ddl.VIEWING_EVENTS
 # Rows of the days asked, as the views' SELECTs read them (their FROM {source}).
@@ -127,21 +127,24 @@ def aggregates_rebuild(
 ) -> dict[str, float]:
     """Recompute every table the raw events feed (or only `tables`), for `days` (UTC dates),
     from the raw table. Holds the store lock: no insert of this process lands in between.
+    Inserts left half-written are completed on the way: every table is rebuilt for their days
+    too, and they are forgotten (services.unfinished_take_days).
     Returns the seconds each table took."""
     seconds = {}
-    if not days:
-        return seconds
-    views = [v for v in fed_views() if tables is None or v.target in tables]
     with writes_paused(), connections[using].cursor() as cursor:
-        for view in views:
+        pending = unfinished_take_days()
+        for view in fed_views():
             table, started = view.target, time.perf_counter()
+            wanted = tuple(sorted((set(days) if tables is None or table in tables else set()) | pending))
+            if not wanted:
+                continue
             cursor.cursor.set_settings(DELETE_SETTINGS)
             cursor.execute(f"DELETE FROM {table.name} WHERE toDate({table.ttl_column}) IN %(days)s",
-                           {"days": tuple(days)})
+                           {"days": wanted})
             cursor.cursor.set_settings(INSERT_SETTINGS)
             columns = ", ".join(table.column_names)  # by name: INSERT ... SELECT maps by position
             cursor.execute(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM "
-                           f"({view.select.strip().replace('{source}', RAW_DAYS)})", {"days": tuple(days)})
+                           f"({view.select.strip().replace('{source}', RAW_DAYS)})", {"days": wanted})
             cursor.cursor.set_settings({})
             seconds[table.name] = time.perf_counter() - started
     return seconds

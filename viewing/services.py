@@ -191,6 +191,18 @@ def unfinished_inserts() -> list[_Unfinished]:
     return _unfinished
 
 
+def unfinished_take_days() -> set:
+    """Forget every unfinished insert and return the UTC days of its events. For a rebuild of
+    the aggregates from the raw table: the rebuild of those days completes them (the raw table
+    holds their rows), and sending them again after it would count their events twice in the
+    views that had failed — or bring back the events of a viewer erased meanwhile."""
+    with _store_lock:
+        days = {datetime.fromtimestamp(row[5], UTC).date() for u in _unfinished for row in u.rows}
+        _unfinished.clear()
+        metrics.UNFINISHED_INSERTS.set(0)
+        return days
+
+
 def unfinished_rebuild_hint() -> str | None:
     """What to run once the cause is gone, when this process holds inserts it could not
     complete (it cannot after it exits): the rebuild of their days."""

@@ -9,11 +9,12 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import DatabaseError
 
 from tests.aggregates import tables_and_reference
 from tests.conftest import query
 from viewing.aggregates import aggregates_rebuild, aggregates_verify, fed_views
-from viewing.services import events_store
+from viewing.services import events_store, unfinished_inserts
 
 pytestmark = pytest.mark.embedded
 
@@ -109,3 +110,19 @@ def test_a_rebuild_clears_a_day_without_raw_events_and_keeps_the_others(stored):
 def test_rebuild_refuses_bad_ranges(args, message):
     with pytest.raises(CommandError, match=re.escape(message)):
         call_command("rebuild_aggregates", *args)
+
+
+def test_a_rebuild_completes_an_insert_left_half_written_and_its_retry_adds_nothing(ch):
+    events = make_events(random.Random(9), 40, days=1)
+    query("ALTER TABLE events_daily ADD CONSTRAINT fault CHECK day < '2000-01-01'")
+    try:
+        with pytest.raises(DatabaseError):
+            events_store(events=events)
+    finally:
+        query("ALTER TABLE events_daily DROP CONSTRAINT fault")
+    assert len(unfinished_inserts()) == 1  # the raw table took the rows, events_daily did not
+    aggregates_rebuild(days=[datetime.now(UTC).date()])
+    assert unfinished_inserts() == []  # completed by the rebuild, never sent again
+    assert events_store(events=events) == 0  # the retry: every event is there
+    tables, expected = tables_and_reference(events)
+    assert tables == expected
