@@ -246,9 +246,11 @@ PARAMETER_EXAMPLES = {
     "from": "2026-10-01",
     "to": "2026-10-31",
     "limit": 10,
-    "interval": "week",
+    "interval": "hour",
     "compare": "previous_period",
     "format": "csv",
+    "bucket": 60,
+    "window": 300,
 }
 WINDOW_EXAMPLE = {"from": "2026-11-24", "to": "2026-11-30", "tz": "Europe/Moscow", "period_days": 7}
 

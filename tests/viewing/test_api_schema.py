@@ -147,6 +147,17 @@ def test_every_analytics_parameter_is_documented_with_an_example(ch, client, pat
     assert set(operation["responses"]["400"]["content"]) == {"application/json"}
 
 
+def test_every_query_parameter_of_every_read_has_an_example(ch, client):
+    paths = client.get("/api/schema/?format=json").json()["paths"]
+    reads = [op for path, ops in paths.items() if path.startswith("/api/v1/analytics/") for m, op in ops.items()
+             if m == "get" and "text/csv" in op["responses"]["200"]["content"] and "export" not in op["operationId"]]
+    assert len(reads) >= 8  # popular, user stats, trends, peak hours and the engagement reads
+    for operation in reads:
+        for parameter in operation["parameters"]:
+            if parameter["in"] == "query":
+                assert "example" in parameter and parameter.get("description"), (operation["operationId"], parameter)
+
+
 def test_the_batch_body_in_the_schema_is_the_validating_serializer(ch, client):
     from viewing.serializers import EventBatchSerializer
 
