@@ -18,7 +18,7 @@ from tests.conftest import query
 BASE = "/api/v1/analytics"
 READS = [
     f"{BASE}/content/popular",
-    f"{BASE}/user/{uuid.uuid4()}/stats",
+    f"{BASE}/user/{uuid.UUID(int=1)}/stats",
     f"{BASE}/trends",
     f"{BASE}/peak-hours",
 ]
