@@ -309,3 +309,16 @@ def test_metadata_orjson_would_write_differently_is_decided_by_the_json_rules(va
             serialize_metadata(value)
     else:
         assert serialize_metadata(value) == expected
+
+
+@settings(max_examples=2000, deadline=None)
+@given(value=st.uuids(allow_nil=True))
+def test_canonical_uuid_is_what_uuid_makes(value):
+    import pickle
+
+    from viewing.events import canonical_uuid
+
+    made = canonical_uuid(str(value))
+    assert made == value and hash(made) == hash(value) and str(made) == str(value)
+    assert made.is_safe == value.is_safe and made.version == value.version
+    assert pickle.loads(pickle.dumps(made)) == value and made.bytes == value.bytes
