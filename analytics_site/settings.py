@@ -233,7 +233,11 @@ API_THROTTLE_RATES = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Viewing analytics API",
-    "DESCRIPTION": "Viewing events in, popularity, user stats, trends and peak hours out.",
+    "DESCRIPTION": (
+        "Viewing events in; popularity, user stats, trends, peak hours and engagement (summary, "
+        "retention, concurrency, who is watching now) out, in any time zone, as JSON or CSV; a viewer's "
+        "events erased or exported, and raw events exported as CSV, JSON lines or Parquet."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,

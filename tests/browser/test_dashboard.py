@@ -202,3 +202,30 @@ def test_dashboard_in_the_browsers_zone_shows_the_apis_numbers(ch, browser, live
 @pytest.mark.django_db(transaction=True, databases=["default", "clickhouse"])
 def test_dashboard_is_for_staff_only(ch, client):
     assert client.get("/dashboard/").status_code == 302
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "clickhouse"])
+def test_a_window_too_long_for_hours_draws_days_instead_of_an_error(ch, browser, live_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    seed_events()
+    log_in(browser, live_server)
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "UTC"})
+    browser.get(live_server.url + "/dashboard/")
+    body = lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")  # noqa: E731
+    wait_for(browser, lambda d: body(d) == "7|UTC|day|0")
+    Select(browser.find_element(By.ID, "interval")).select_by_value("hour")
+    wait_for(browser, lambda d: body(d) == "7|UTC|hour|0")
+    hour = browser.find_element(By.CSS_SELECTOR, '#interval option[value="hour"]')
+    assert hour.is_enabled()
+    # 90 dates by hour would be a 400 (at most 31 dates): the charts show days, the page no error.
+    Select(browser.find_element(By.ID, "days")).select_by_value("90")
+    wait_for(browser, lambda d: body(d) == "90|UTC|day|0")
+    assert browser.find_element(By.ID, "status").text == ""
+    assert not hour.is_enabled()
+    assert len(chart_data(browser, "trends-chart")["labels"]) == 90
+    # Back to a short window, hours can be chosen again.
+    Select(browser.find_element(By.ID, "days")).select_by_value("30")
+    wait_for(browser, lambda d: body(d) == "30|UTC|day|0")
+    assert hour.is_enabled()

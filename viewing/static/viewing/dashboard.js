@@ -144,7 +144,17 @@
     );
   }
 
+  // interval=hour covers at most 31 dates (the API answers 400 beyond): over a longer window the
+  // hour choice is disabled and a chart by hour falls back to days, instead of an error and stale
+  // charts. "this month" / "last month" (NaN here) have at most 31 dates.
+  function fitInterval() {
+    const hour = $("interval").querySelector('option[value="hour"]');
+    hour.disabled = Number($("days").value) > 31;
+    if (hour.disabled && $("interval").value === "hour") $("interval").value = "day";
+  }
+
   async function refresh() {
+    fitInterval();
     const query = windowQuery();
     const trendsPath = `/trends?${query}&interval=${$("interval").value}` +
       ($("compare").checked ? "&compare=previous_period" : "");
