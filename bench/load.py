@@ -173,17 +173,19 @@ def mode_single(spec):
 
 
 def mode_get(spec):
-    """Named cases of GET requests: {name: {paths, concurrency, seconds | count}}, `rounds` each."""
-    out = {}
-    for name, case in spec["cases"].items():
-        requests = [("GET", path, None) for path in case["paths"]]
-        headers = spec.get("headers")
-        run_concurrent(spec["port"], requests[:5], concurrency=1, count=5, headers=headers)  # warm-up
-        out[name] = [
-            run_concurrent(spec["port"], requests, concurrency=case["concurrency"],
-                           seconds=case.get("seconds"), count=case.get("count"), headers=headers)
-            for _ in range(spec["rounds"])
-        ]
+    """Named cases of GET requests: {name: {paths, concurrency, seconds | count}}, `rounds` each.
+    Rounds are interleaved (round r of every case before round r + 1), so a change of load on a
+    shared machine touches every case alike: some rows are ratios of two cases (a time zone
+    against UTC)."""
+    headers = spec.get("headers")
+    requests = {name: [("GET", path, None) for path in case["paths"]] for name, case in spec["cases"].items()}
+    for name in requests:
+        run_concurrent(spec["port"], requests[name][:5], concurrency=1, count=5, headers=headers)  # warm-up
+    out = {name: [] for name in requests}
+    for _ in range(spec["rounds"]):
+        for name, case in spec["cases"].items():
+            out[name].append(run_concurrent(spec["port"], requests[name], concurrency=case["concurrency"],
+                                            seconds=case.get("seconds"), count=case.get("count"), headers=headers))
     return out
 
 
