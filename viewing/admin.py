@@ -20,11 +20,21 @@ SEARCH_COLUMNS = ("user_id", "movie_id", "session_id")
 
 
 class CappedCountPaginator(Paginator):
-    """Counts at most COUNT_CAP rows (SELECT count() over a LIMITed subquery)."""
+    """Counts at most COUNT_CAP rows (SELECT count() over a LIMITed subquery); one row more
+    tells whether there are more, so the page says "10,000+" rather than a wrong total."""
 
     @cached_property
-    def count(self):
-        return self.object_list[:COUNT_CAP].count()
+    def counted(self) -> int:
+        return self.object_list[: COUNT_CAP + 1].count()
+
+    @cached_property
+    def count(self) -> int:
+        return min(self.counted, COUNT_CAP)
+
+    @property
+    def count_text(self) -> str:
+        """The count as the change list shows it: "10,000+" at the cap."""
+        return f"{COUNT_CAP:,}+" if self.counted > COUNT_CAP else f"{self.count:,}"
 
 
 @admin.register(ViewingEvent)

@@ -78,9 +78,20 @@ def test_read_only_every_write_is_forbidden(admin_client):
 def test_counting_stops_at_the_cap(admin_client, monkeypatch):
     monkeypatch.setattr(viewing_admin, "COUNT_CAP", 5)
     base = datetime(2026, 11, 27)
-    events_store(events=[event(event_time=base + timedelta(seconds=i)) for i in range(12)])
-    cl = admin_client.get(CHANGELIST).context["cl"]
-    assert cl.result_count == 5
+    movie = uuid.uuid4()
+    events_store(events=[event(movie_id=movie, event_time=base + timedelta(seconds=i)) for i in range(12)])
+    response = admin_client.get(CHANGELIST)
+    assert response.context["cl"].result_count == 5
+    # The page says there are more, not a total of 5; under the cap the count is exact.
+    page = response.content.decode()
+    assert "5+ viewing events" in page and "5 viewing events" not in page
+    assert "5+ results" in admin_client.get(CHANGELIST, {"q": str(movie)}).content.decode()
+    unknown = admin_client.get(CHANGELIST, {"q": str(uuid.uuid4())}).content.decode()
+    assert "0 results" in unknown and "0 viewing events" in unknown
+    monkeypatch.setattr(viewing_admin, "COUNT_CAP", 12)
+    assert "12 viewing events" in admin_client.get(CHANGELIST).content.decode()
+    monkeypatch.setattr(viewing_admin, "COUNT_CAP", 11)
+    assert "11+ viewing events" in admin_client.get(CHANGELIST).content.decode()
 
 
 def test_anonymous_users_are_sent_to_login(ch, client):
