@@ -205,7 +205,7 @@ def test_dashboard_is_for_staff_only(ch, client):
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "clickhouse"])
-def test_a_window_too_long_for_hours_draws_days_instead_of_an_error(ch, browser, live_server):
+def test_the_trend_chart_fits_the_window(ch, browser, live_server):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -229,3 +229,10 @@ def test_a_window_too_long_for_hours_draws_days_instead_of_an_error(ch, browser,
     Select(browser.find_element(By.ID, "days")).select_by_value("30")
     wait_for(browser, lambda d: body(d) == "30|UTC|day|0")
     assert hour.is_enabled()
+    chart_type = lambda: browser.execute_script(  # noqa: E731
+        "return Chart.getChart(document.getElementById('trends-chart')).config.type;")
+    assert chart_type() == "line"
+    # Today by day is one bucket: bars, not a lone dot on the axis.
+    Select(browser.find_element(By.ID, "days")).select_by_value("1")
+    wait_for(browser, lambda d: body(d) == "1|UTC|day|0")
+    assert chart_type() == "bar" and len(chart_data(browser, "trends-chart")["labels"]) == 1

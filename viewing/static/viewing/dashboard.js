@@ -108,8 +108,11 @@
           borderDash: [6, 4], tension: 0 },
       );
     }
+    // One bucket (today by day) as a line is a lone dot on the axis: bars are readable.
+    const single = rows.length === 1;
+    if (single) datasets.forEach((d) => { d.backgroundColor = d.borderDash ? d.borderColor + "55" : d.borderColor; });
     draw("trends-chart", {
-      type: "line",
+      type: single ? "bar" : "line",
       data: { labels: rows.map((r) => r.date || r.start), datasets },
       options: { maintainAspectRatio: false, animation: false, interaction: { mode: "index", intersect: false } },
     });
