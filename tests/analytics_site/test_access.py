@@ -200,6 +200,17 @@ def test_create_api_key_prints_the_key_once_and_revoke_stops_it(ch):
         call_command("create_api_key", "--name", "x", "--scope", "admin")
 
 
+def test_create_api_key_refuses_an_expiry_in_the_past(ch):
+    with pytest.raises(CommandError, match="in the past"):
+        call_command("create_api_key", "--name", "old", "--scope", "read", "--expires", "2020-01-01T00:00:00Z",
+                     stdout=io.StringIO(), stderr=io.StringIO())
+    assert not ApiKey.objects.filter(name="old").exists()
+    out = io.StringIO()
+    call_command("create_api_key", "--name", "later", "--scope", "read", "--expires", "2999-06-30T00:00:00+02:00",
+                 stdout=out, stderr=io.StringIO())
+    assert Client().get(READS[2], headers=auth(out.getvalue().strip())).status_code == 200
+
+
 def test_the_admin_creates_a_key_and_shows_it_once(ch):
     admin = Client()
     admin.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))

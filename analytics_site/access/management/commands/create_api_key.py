@@ -1,6 +1,7 @@
 """create_api_key: a new scoped API key, printed once."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from analytics_site.access.models import SCOPES, ApiKey
@@ -26,6 +27,9 @@ class Command(BaseCommand):
             expiry = parse_datetime(expires)
             if expiry is None or expiry.tzinfo is None:
                 raise CommandError("--expires must be an ISO-8601 date-time with Z or an offset.")
+            # A key that never works would still end the open mode of `make run` (any key does).
+            if expiry <= timezone.now():
+                raise CommandError(f"--expires {expires} is in the past: the key would never work.")
         api_key, key = ApiKey.objects.create_key(
             name=name, expiry_date=expiry, **{f"can_{scope}": scope in scopes for scope in SCOPES}
         )
