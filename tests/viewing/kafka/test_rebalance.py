@@ -43,7 +43,7 @@ def test_a_rebalance_stores_and_commits_the_buffered_batch_before_partitions_mov
 
     second = make_loop(kafka)
     second_run = run_in_thread(second, exit_on_idle=2)
-    wait_until(lambda: second.stats.assignment, 30, "the second consumer to get partitions")
+    wait_until(lambda: second.stats.assignment, 90, "the second consumer to get partitions")
     assert first.stats.stored == len(facts)  # stored by the listener, not by a flush trigger
     assert kafka.committed(kafka.group()) == kafka.produced_offsets()
     # That store ran on kafka-python's IO thread, not the loop's, and the connection it
