@@ -43,7 +43,9 @@ class AnalyticsApi(APIView):
     - `OutputSerializer`: renders what the selector returns (and documents it in /docs).
     - `csv_name` and `csv_rows`: the CSV answer (`Accept: text/csv` or `?format=csv`) is the
       entries of the list field `csv_rows` (None: the answer as one row), as the attachment
-      `<csv_name>_<from>_<to>.csv`.
+      `<csv_name>_<from>_<to>.csv`; `csv_series` names further lists of the same entries
+      that follow them when the answer has them, each row then led by its list's name
+      (viewing/renderers.py).
 
     and is documented by an `openapi.analytics(...)` decorator and routed in viewing/urls.py:
 
@@ -66,6 +68,7 @@ class AnalyticsApi(APIView):
     selector = None  # a function; read through the class, so it is not bound to the view
     csv_name: str
     csv_rows: str | None = None
+    csv_series: tuple[str, ...] = ()
 
     def perform_content_negotiation(self, request, force=False):
         # DRF answers an unknown ?format= with a 404, as if the path did not exist; here it is
@@ -141,6 +144,7 @@ class TrendsApi(AnalyticsApi):
     OutputSerializer = TrendsSerializer
     selector = selectors.trends
     csv_name, csv_rows = "trends", "trends"
+    csv_series = ("previous",)  # with compare=previous_period
 
 
 @openapi.peak_hours

@@ -196,11 +196,51 @@ def test_csv_rows_equal_the_json_rows(ch, client, frozen_now, path, name, rows, 
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == f'attachment; filename="{name}_{body["from"]}_{body["to"]}.csv"'
     parsed = list(csv.reader(io.StringIO(response.content.decode("utf-8"), newline="")))
-    expected = body[rows] if rows else [body]
-    columns = [c for c, v in expected[0].items() if not isinstance(v, (list, dict))] if expected else parsed[0]
-    assert parsed[0] == columns
-    assert parsed[1:] == [["" if row[c] is None else str(row[c]) for c in columns] for row in expected]
+    assert parsed == expected_csv(body, rows, empty_header=parsed[0])
     assert response.content.endswith(b"\r\n")
+
+
+def expected_csv(body, rows, *, empty_header):
+    """The rows the CSV of an answer must parse into: a header of the JSON fields, then each
+    entry of the list `rows` (the answer itself without one); a trends answer with `previous`
+    leads every row with the list it comes from, the previous period's entries after. An empty
+    list has no fields to name: its header is `empty_header`."""
+    lists = [rows, "previous"] if rows == "trends" and "previous" in body else [rows]
+    entries = [(name, row) for name in lists for row in (body[name] if name else [body])]
+    if not entries:
+        return [empty_header]
+    columns = [c for c, v in entries[0][1].items() if not isinstance(v, (list, dict))]
+    lead = (lambda name: [name]) if len(lists) > 1 else (lambda name: [])
+    return [lead("series") + columns] + [
+        lead(name) + ["" if row[c] is None else str(row[c]) for c in columns] for name, row in entries
+    ]
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Asia/Kathmandu", "America/New_York"])
+@pytest.mark.parametrize("interval", ["day", "hour", "week"])
+def test_csv_of_trends_compared_holds_both_periods(ch, client, frozen_now, tz, interval):
+    """compare=previous_period: the trends rows, then the previous period's rows, each led by
+    its series; parsed back they are exactly the JSON's two lists, numbers included."""
+    rng = random.Random(14)
+    users, movie = [seeded_uuid(rng) for _ in range(3)], seeded_uuid(rng)
+    now = frozen_now.replace(tzinfo=None)
+    events = [Event(id=seeded_uuid(rng), user_id=users[h % 3], movie_id=movie, event_type=t, position_seconds=5,
+                    event_time=now - timedelta(hours=h, minutes=7)) for h in range(0, 90, 5) for t in ("start", "finish")]
+    post_batch(client, [payload(e, rng, time_format="iso_z") for e in events])
+    params = {"tz": tz, "days": 2, "interval": interval, "compare": "previous_period"}
+    body = get(client, "trends", **params)
+    response = client.get(f"{BASE}/trends", {**params, "format": "csv"})
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
+    parsed = list(csv.DictReader(io.StringIO(response.content.decode("utf-8"), newline="")))
+    key = "date" if interval == "day" else "start"
+    for series in ("trends", "previous"):
+        rows = [row for row in parsed if row["series"] == series]
+        assert [{k: (v if k == key else int(v)) for k, v in row.items() if k != "series"} for row in rows] == [
+            {k: (str(v) if k == key else v) for k, v in entry.items()} for entry in body[series]
+        ]
+    assert sum(entry["total_events"] for entry in body["previous"]) > 0  # the previous period has data
+    assert [row["series"] for row in parsed] == ["trends"] * len(body["trends"]) + ["previous"] * len(body["previous"])
+    assert list(csv.reader(io.StringIO(response.content.decode(), newline="")))[0][0] == "series"
 
 
 def assert_csv_is_the_json(response, body, rows):
