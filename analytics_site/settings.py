@@ -221,6 +221,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 # Requests per API key and scope ("N/s", "N/min", "N/hour", "N/day"; "none": no limit).
+# Seconds a checked API key is remembered by the process (analytics_site/access/key_cache.py):
+# a key revoked by another process stops working within this long; 0 looks every key up.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=1.0)
 API_THROTTLE_RATES = {
     scope: None if rate.lower() == "none" else rate
     for scope, rate in (

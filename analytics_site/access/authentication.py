@@ -6,6 +6,7 @@ import re
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from .key_cache import api_key_checked
 from .models import ApiKey
 
 KEYWORD = "Api-Key"
@@ -34,7 +35,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not KEY_FORMAT.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         try:
-            api_key = ApiKey.objects.get_from_key(key)
+            api_key = api_key_checked(key)
         except ApiKey.DoesNotExist:
             raise exceptions.AuthenticationFailed("Invalid API key.") from None
         if api_key.has_expired:
