@@ -32,9 +32,12 @@ run: migrate
 	$(VENV)/bin/gunicorn -c python:analytics_site.gunicorn_conf analytics_site.wsgi
 
 # The suite uses its own temporary data directory and test databases, so it runs while
-# `make run` serves. DJANGO_DEBUG is off there: tests see production behaviour.
+# `make run` serves. DJANGO_DEBUG is off there: tests see production behaviour. Two worker
+# processes (pytest-xdist), each with its own data directory and broker: most tests wait on
+# the engine, a broker or a subprocess, so two halve the time even on 2 cores.
+TEST_WORKERS ?= 2
 test: lint test-tools
-	DJANGO_DEBUG=false $(PY) -m pytest $(PYTEST_ARGS)
+	DJANGO_DEBUG=false $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # ruff (pyproject.toml): pyflakes, pycodestyle, isort, bugbear, pyupgrade. Part of `make test`,
 # so CI fails on a lint error.

@@ -52,10 +52,17 @@ def test_metadata_nested_up_to_32_levels_is_stored_deeper_is_a_400(ch, client, p
         assert query("SELECT metadata FROM viewing_events") == [(nested(depth),)]
         if path == "events":
             assert json.dumps(response.json()["metadata"], separators=(",", ":")) == nested(depth)
-    else:
+    elif depth < 400:
         assert response.status_code == 400, response.content
         errors = response.json() if path == "events" else response.json()["errors"][0]
         assert errors == {"metadata": ["Must be nested at most 32 levels deep."]}
+        assert stored() == 0
+    else:
+        # Near Python's recursion limit the JSON parser itself may stop first; which of the two
+        # 400s comes depends on how deep the caller's stack already is (a test worker's is
+        # deeper than gunicorn's), so either is right as long as it names the nesting.
+        assert response.status_code == 400, response.content
+        assert "nested" in response.content.decode()
         assert stored() == 0
 
 
