@@ -187,7 +187,12 @@ ENABLE_KAFKA = env.bool("ENABLE_KAFKA", default=True)
 KAFKA_SESSION_TIMEOUT_MS = env.int("KAFKA_SESSION_TIMEOUT_MS", default=10000)
 KAFKA_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_HEARTBEAT_INTERVAL_MS", default=3000)
 KAFKA_MAX_POLL_INTERVAL_MS = env.int("KAFKA_MAX_POLL_INTERVAL_MS", default=300000)
-KAFKA_BATCH_SIZE = env.int("KAFKA_BATCH_SIZE", default=10000)
+# Messages per insert: the engine's fixed cost per insert (a part per table) is paid once per
+# batch (docs/performance.md). A batch also ends at KAFKA_BATCH_BYTES of message values, so
+# large messages do not make a batch large in memory (two batches are held: one being stored
+# while the next is read).
+KAFKA_BATCH_SIZE = env.int("KAFKA_BATCH_SIZE", default=20000)
+KAFKA_BATCH_BYTES = env.int("KAFKA_BATCH_BYTES", default=32 * 1024 * 1024)
 KAFKA_FLUSH_INTERVAL = env.float("KAFKA_FLUSH_INTERVAL", default=1.0)
 # Stop (instead of dead-lettering the whole topic) when this many messages in a row are invalid.
 KAFKA_POISON_LIMIT = env.int("KAFKA_POISON_LIMIT", default=1000)

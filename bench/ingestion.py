@@ -135,8 +135,8 @@ def _consume(root, name, bootstrap, count, group):
     env = procs.dataset_env(var_dir, KAFKA_BOOTSTRAP_SERVERS=bootstrap, KAFKA_TOPICS=",".join(TOPICS),
                             KAFKA_CONSUMER_GROUP=group, KAFKA_DLQ_TOPIC="bench.stream.dlq", LOG_FORMAT="plain",
                             LOG_LEVEL="INFO")
-    seconds, rss, text = procs.manage(["consume_stream", "--max-messages", str(count), "--batch-size", "10000"],
-                                      env=env, timeout=600)
+    # The service's batch size (KAFKA_BATCH_SIZE, KAFKA_BATCH_BYTES): what an operator runs.
+    seconds, rss, text = procs.manage(["consume_stream", "--max-messages", str(count)], env=env, timeout=600)
     shutil.rmtree(var_dir, ignore_errors=True)
     assigned = last = None
     stored = 0

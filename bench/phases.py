@@ -211,16 +211,18 @@ def mode_bare_read(spec):
         def on_partitions_assigned(self, partitions):
             assigned.append(time.perf_counter())
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=spec["bootstrap"], group_id=spec["group"], enable_auto_commit=False,
-        auto_offset_reset="earliest", session_timeout_ms=10000, heartbeat_interval_ms=3000,
-        max_poll_records=spec.get("max_poll_records", 10000),
-    )
+    from viewing.kafka.config import ConsumerConfig
+
+    # The service's consumer options (batch size, fetch sizes, session) with their defaults,
+    # as consume_stream runs them in the end-to-end rounds.
+    config = ConsumerConfig(bootstrap_servers=spec["bootstrap"], topics=spec["topics"], group_id=spec["group"],
+                            dlq_topic="unused")
+    consumer = KafkaConsumer(**config.consumer_options())
     consumer.subscribe(spec["topics"], listener=Listener())
     count, last = 0, None
     deadline = time.monotonic() + spec.get("timeout", 300)
     while count < spec["count"] and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500, max_records=spec.get("max_poll_records", 10000)).values():
+        for records in consumer.poll(timeout_ms=500, max_records=config.batch_size).values():
             count += len(records)
             last = time.perf_counter()
     consumer.close(autocommit=False)

@@ -85,7 +85,7 @@ def test_without_an_env_file_nothing_is_read(tmp_path):
     done = run_python(SHOW_SETTINGS, tmp_path, DJANGO_SETTINGS_MODULE="analytics_site.settings",
                       ANALYTICS_ENV_FILE=str(tmp_path / "missing.env"), DJANGO_SECRET_KEY="k")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", "k", "True", "10000"]
+    assert done.stdout.split() == ["False", "k", "True", "20000"]
 
 
 def test_gunicorn_config_reads_only_its_variables(tmp_path):

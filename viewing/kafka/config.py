@@ -27,7 +27,8 @@ class ConsumerConfig:
     topics: list[str]
     group_id: str
     dlq_topic: str
-    batch_size: int = 10000
+    batch_size: int = 20000
+    batch_bytes: int = 32 * 1024 * 1024
     flush_interval: float = 1.0
     session_timeout_ms: int = 10000
     heartbeat_interval_ms: int = 3000
@@ -42,8 +43,8 @@ class ConsumerConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "topics", list(self.topics))
-        if self.batch_size < 1 or self.flush_interval <= 0:
-            raise ConfigurationError("The batch size must be at least 1 and the flush interval positive.")
+        if self.batch_size < 1 or self.batch_bytes < 1 or self.flush_interval <= 0:
+            raise ConfigurationError("The batch size and bytes must be at least 1 and the flush interval positive.")
         if self.poison_limit < 1:
             raise ConfigurationError("KAFKA_POISON_LIMIT must be at least 1.")
         # One flush attempt is the id look-ups plus the insert, each bounded by the query
@@ -66,6 +67,7 @@ class ConsumerConfig:
             "group_id": settings.KAFKA_CONSUMER_GROUP,
             "dlq_topic": settings.KAFKA_DLQ_TOPIC,
             "batch_size": settings.KAFKA_BATCH_SIZE,
+            "batch_bytes": settings.KAFKA_BATCH_BYTES,
             "flush_interval": settings.KAFKA_FLUSH_INTERVAL,
             "session_timeout_ms": settings.KAFKA_SESSION_TIMEOUT_MS,
             "heartbeat_interval_ms": settings.KAFKA_HEARTBEAT_INTERVAL_MS,

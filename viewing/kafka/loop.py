@@ -1,13 +1,22 @@
 """The consumer loop (StreamConsumer): poll → process → flush (one insert) → commit, until a
-stop is requested (a signal only sets a flag). Its parts: config, offsets, dlq, stats, rebalance."""
+stop is requested (a signal only sets a flag). Its parts: config, offsets, dlq, stats, rebalance.
+
+A full batch is stored by a store thread while the loop reads the next one: the engine works
+without the GIL, so reading and decoding (Python) and the insert (the engine) share the two
+cores instead of taking turns. Offsets are committed by the loop, only once the store is done,
+and batches are stored in order: at most one is being stored (or waits for its retry) while the
+next fills, and a failed one is stored again before anything newer.
+"""
 
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db import connections
 from kafka import KafkaConsumer, TopicPartition
 
 from analytics_site import metrics
@@ -37,7 +46,13 @@ class StreamConsumer:
         # Called with the batch after its rows are stored and before its offsets are
         # committed: instrumentation, and the crash point the SIGKILL test uses.
         self.on_stored = on_stored
-        self.batcher = Batcher(size=config.batch_size, interval=config.flush_interval)
+        self.batcher = Batcher(size=config.batch_size, interval=config.flush_interval, max_bytes=config.batch_bytes)
+        # The batch taken from the batcher and not stored yet: being stored by the store thread
+        # (_storing set) or, after a failure, waiting for its retry (_storing None).
+        self.pending: Batch | None = None
+        self._storing: Future | None = None
+        self._store_started = 0.0
+        self._store_thread: ThreadPoolExecutor | None = None
         self.stats = ConsumerStats(config.group_id)
         self.offsets = OffsetLedger()
         self.poison = PoisonPolicy(limit=config.poison_limit, dlq_topic=config.dlq_topic)
@@ -72,11 +87,15 @@ class StreamConsumer:
                  config.group_id, config.bootstrap_servers, config.batch_size, config.flush_interval)
         try:
             while not self._stop.is_set():
-                if self.retry.due() if self.retry.retry_at is not None else self.batcher.due():
-                    self._flush()
+                self._reap(wait=False)
+                if self.retry.retry_at is not None:
+                    if self.retry.due():
+                        self._flush()
+                elif self.batcher.due():
+                    self._flush_behind()
                 if max_messages is not None and stats.consumed >= max_messages:
                     break
-                if exit_on_idle is not None and self.idle.expired(exit_on_idle, buffered=len(self.batcher)) \
+                if exit_on_idle is not None and self.idle.expired(exit_on_idle, buffered=self.unstored()) \
                         and self.run_to_end.done(self.consumer, self.offsets):
                     break
                 self._pause_when_full()
@@ -93,8 +112,14 @@ class StreamConsumer:
             raise
         return stats.snapshot()
 
+    def unstored(self) -> int:
+        """Messages read and not stored yet: buffered, being stored, or waiting for a retry."""
+        return len(self.batcher) + (len(self.pending) if self.pending is not None else 0)
+
     def _poll_timeout_ms(self) -> int:
         waits = [0.5]
+        if self._storing is not None:
+            waits.append(0.05)  # come back soon to commit what the store thread finished
         if self.retry.retry_at is not None:
             waits.append(self.retry.retry_at - time.monotonic())
         elif (left := self.batcher.time_left()) is not None:
@@ -133,38 +158,78 @@ class StreamConsumer:
 
     # --- storing and committing -------------------------------------------------------------
 
-    def _store(self) -> Exception | None:
-        """Dead letters, then rows (one insert), then the accounts; None when stored, else the
-        error (the batch stays buffered)."""
-        batch, started = self.batcher.batch, time.monotonic()
-        try:
-            self.dead_letters.send(batch.dead_letters)
-            new = events_store(events=batch.rows, path="kafka", using=self.config.using) if batch.rows else 0
-            if self.on_stored is not None:
-                self.on_stored(batch)
-        except Exception as e:
-            return e
-        self._stored(batch, new, time.monotonic() - started)
-        return None
+    def _store(self, batch: Batch) -> int:
+        """Dead letters, then rows (one insert); the number of new events. Raises on failure.
+        Runs on the store thread, or on the loop's (retries, shutdown, rebalance)."""
+        self.dead_letters.send(batch.dead_letters)
+        new = events_store(events=batch.rows, path="kafka", using=self.config.using) if batch.rows else 0
+        if self.on_stored is not None:
+            self.on_stored(batch)
+        return new
 
-    def _flush(self) -> bool:
-        """Store the batch and commit its offsets; on failure keep it and schedule a retry."""
-        batch = self.batcher.batch
-        if not len(batch):
-            self.retry.retry_at = None
-            return True
-        if (error := self._store()) is not None:
-            delay = self.retry.failed()
-            self.stats.flush_failed(describe(error), self._lag())
-            log.warning("Storing %d messages failed (attempt %d): %s. Offsets not committed; the batch "
-                        "is kept and retried in %.1f s.", len(batch), self.retry.failures, self.stats.last_error,
-                        delay)
+    def _flush_behind(self) -> None:
+        """Hand the due batch to the store thread and go on reading; first wait for the one it
+        is storing (batches are stored and committed in order)."""
+        if self._storing is not None and not self._reap(wait=True):
+            return  # it failed: it is retried before anything newer
+        if self.pending is not None or not len(self.batcher):
+            return
+        if self._store_thread is None:
+            self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-store")
+        self.pending, self._store_started = self.batcher.take(), time.monotonic()
+        self._storing = self._store_thread.submit(self._store, self.pending)
+
+    def _reap(self, *, wait: bool, commit: bool = True) -> bool | None:
+        """Finish the store thread's batch if it is done (or once it is, with `wait`): account
+        and commit it (`commit`: the loop's thread), or keep it for a retry. True when stored,
+        False when failed, None when nothing was finished."""
+        future = self._storing
+        if future is None or not (wait or future.done()):
+            return None
+        self._storing = None
+        try:
+            new = future.result()
+        except Exception as e:
+            self._store_failed(self.pending, e)
             return False
-        self.offsets.commit(self.consumer, batch.offsets)
+        batch, self.pending = self.pending, None
+        self._stored(batch, new, time.monotonic() - self._store_started)
+        if commit:
+            self.offsets.commit(self.consumer, batch.offsets)
         return True
 
+    def _store_now(self, batch: Batch) -> bool:
+        """Store `batch` on this thread; on failure keep it as the pending batch (retried first)."""
+        started = time.monotonic()
+        try:
+            new = self._store(batch)
+        except Exception as e:
+            self.pending = batch
+            self._store_failed(batch, e)
+            return False
+        self.pending = None
+        self._stored(batch, new, time.monotonic() - started)
+        return True
+
+    def _flush(self) -> bool:
+        """Store, in order, the batch being stored or waiting for its retry and then the
+        buffered one, committing each; on a failure keep it and schedule a retry."""
+        if self._storing is not None and not self._reap(wait=True):
+            return False
+        while (batch := self.pending or (self.batcher.take() if len(self.batcher) else None)) is not None:
+            if not self._store_now(batch):
+                return False
+            self.offsets.commit(self.consumer, batch.offsets)
+        self.retry.retry_at = None
+        return True
+
+    def _store_failed(self, batch: Batch, error: Exception) -> None:
+        delay = self.retry.failed()
+        self.stats.flush_failed(describe(error), self._lag())
+        log.warning("Storing %d messages failed (attempt %d): %s. Offsets not committed; the batch "
+                    "is kept and retried in %.1f s.", len(batch), self.retry.failures, self.stats.last_error, delay)
+
     def _stored(self, batch: Batch, new: int, seconds: float) -> None:
-        self.batcher.take()
         self.offsets.stored(batch.offsets)
         self.idle.touch()  # after an outage the rest is still to be fetched: not idle yet
         if self.retry.failures:
@@ -185,20 +250,28 @@ class StreamConsumer:
     # --- rebalance hooks (called on kafka-python's IO thread; see rebalance.py) -------------
 
     def on_revoked(self, revoked: set[TopicPartition]) -> dict[Partition, int] | None:
-        """Store the batch once (no waiting for retries while the group rebalances); returns
-        the offsets to commit, or None."""
+        """Store, once and in order, the batch being stored or waiting for its retry and the
+        buffered one (no waiting for retries while the group rebalances); returns the offsets
+        to commit, or None."""
         self.idle.revoked()
         if not revoked:
             return None
-        batch, offsets = self.batcher.batch, self.offsets.to_commit({})
-        if len(batch):
-            if (error := self._store()) is None:
+        offsets = self.offsets.to_commit({})
+        in_flight = self.pending if self._storing is not None else None
+        stored = self._reap(wait=True, commit=False) is not False
+        if stored and in_flight is not None:
+            offsets.update(in_flight.offsets)
+        while stored and (batch := self.pending or (self.batcher.take() if len(self.batcher) else None)):
+            stored = self._store_now(batch)
+            if stored:
                 offsets.update(batch.offsets)
-            else:  # not committed, so whoever owns the partitions next reads them again
-                log.warning("Storing %d messages before a rebalance failed: %s; dropped from the "
-                            "buffer, they are read again after the rebalance.", len(batch), describe(error))
-                self.batcher.clear()
-                self.retry.retry_at = None
+        if not stored:  # not committed, so whoever owns the partitions next reads them again
+            log.warning("Storing %d messages before a rebalance failed: %s; dropped from the "
+                        "buffer, they are read again after the rebalance.", self.unstored(),
+                        self.stats.last_error)
+            self.pending = None
+            self.batcher.clear()
+            self.retry.retry_at = None
         return offsets or None
 
     def on_committed(self, offsets: Mapping[Partition, int]) -> None:
@@ -212,18 +285,20 @@ class StreamConsumer:
         log.info("Assigned partitions: %s.", ", ".join(self.stats.assignment) or "none")
 
     def on_lost(self, lost: set[TopicPartition]) -> None:
-        if len(self.batcher):
+        self._reap(wait=True, commit=False)  # the partitions are someone else's: nothing to commit
+        if self.unstored():
             log.warning("Group membership lost; dropping %d buffered messages (not committed, "
-                        "the new owner reads them again).", len(self.batcher))
+                        "the new owner reads them again).", self.unstored())
+        self.pending = None
         self.batcher.clear()
 
     def _shutdown(self) -> None:
         """Flush what is buffered (retrying a little while ClickHouse is away), commit, leave."""
         deadline = time.monotonic() + max(10.0, self.config.backoff_max)
-        while len(self.batcher) and not self._flush() and self.retry.retry_at <= deadline:
+        while (self.unstored() or self._storing) and not self._flush() and self.retry.retry_at <= deadline:
             # Stopping: no more polls, so a plain wait; bounded by the deadline.
             time.sleep(max(0.0, self.retry.retry_at - time.monotonic()))
-        leftover, stats = len(self.batcher), self.stats
+        leftover, stats = self.unstored(), self.stats
         self._close()
         if leftover:
             stats.state = "failed"
@@ -238,6 +313,13 @@ class StreamConsumer:
         # close() calls on_revoked: nothing may be left to store there, and autocommit=False
         # makes sure only offsets of stored rows are ever committed.
         self.batcher.clear()
+        if self._store_thread is not None:
+            # A store still running (after an error of the loop) finishes uncommitted; the
+            # thread's database connection goes with it.
+            self._store_thread.submit(lambda: connections[self.config.using].close()).result()
+            self._store_thread.shutdown()
+            self._store_thread = None
+        self.pending = self._storing = None
         if self.consumer is not None:
             try:
                 self.consumer.close(autocommit=False)

@@ -123,6 +123,6 @@ def process_records(records: Mapping[object, list], *, batcher: Batcher, poison:
                 if poison.exceeded:
                     return count
             else:
-                batcher.add(row, topic=m.topic, partition=m.partition, offset=m.offset)
+                batcher.add(row, topic=m.topic, partition=m.partition, offset=m.offset, size=len(m.value))
                 poison.valid()
     return count

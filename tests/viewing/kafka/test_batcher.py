@@ -22,6 +22,15 @@ def test_a_full_batch_is_due_at_once():
     assert batcher.due() and batcher.full and batcher.room() == 0
 
 
+def test_a_batch_of_large_messages_is_full_at_its_byte_bound_dead_letters_included():
+    batcher = Batcher(size=1000, interval=60, max_bytes=1000, clock=Clock())
+    batcher.add({}, topic="a", partition=0, offset=0, size=600)
+    assert not batcher.full and batcher.room() == 999
+    batcher.add_dead_letter(DeadLetter("a", 0, 1, 0, None, b"x" * 400, {"f": ["bad"]}))
+    assert batcher.full and batcher.due() and batcher.room() == 0
+    assert batcher.take().bytes == 1000 and not batcher.full
+
+
 def test_a_partial_batch_is_due_after_the_interval_from_its_first_message():
     clock = Clock()
     batcher = Batcher(size=100, interval=1.0, clock=clock)
@@ -57,5 +66,7 @@ def test_clear_forgets_the_batch():
 def test_nonsense_sizes_are_refused():
     with pytest.raises(ValueError):
         Batcher(size=0, interval=1)
+    with pytest.raises(ValueError):
+        Batcher(size=10, interval=1, max_bytes=0)
     with pytest.raises(ValueError):
         Batcher(size=10, interval=0)

@@ -3,6 +3,7 @@ ClickHouse: types, every aggregate exactly once, ClickHouse outages, two members
 --max-messages. Dead letters: test_dlq.py; rebalances: test_rebalance.py."""
 
 import random
+import threading
 import uuid
 
 import pytest
@@ -145,3 +146,35 @@ def test_max_messages_stops_after_exactly_that_many_with_them_committed(ch, kafk
 
     assert rest["consumed"] == len(sent) - 15
     assert analytics() == expected_analytics(facts)
+
+
+def test_the_next_batch_is_read_while_one_is_stored_and_offsets_follow_the_store(ch, kafka):
+    """A full batch goes to the store thread and the loop reads on; its offsets are committed
+    only once it is stored, batches in order. The store of the first batch is held here (the
+    on_stored hook runs after the insert, before the commit) until the loop has read more."""
+    facts, sent = produce_stream(kafka, random.Random(21), 150)
+    release, holding = threading.Event(), threading.Event()
+    stored_batches = []
+
+    def hold_first(batch):
+        stored_batches.append(len(batch))
+        if len(stored_batches) == 1:
+            holding.set()
+            assert release.wait(60)
+
+    loop = make_loop(kafka, batch_size=50, flush_interval=2, on_stored=hold_first)
+    thread, result = run_in_thread(loop, exit_on_idle=1)
+    try:
+        wait_until(holding.is_set, 60, "the first batch to be stored")
+        # While the first batch is held, the loop reads the next one ...
+        wait_until(lambda: loop.stats.consumed >= 100, 30, lambda: loop.stats.snapshot())
+        # ... and nothing is committed: the first batch's commit waits for its store.
+        assert kafka.committed(kafka.group()) == {}
+        assert loop.stats.stored == 0
+    finally:
+        release.set()
+    thread.join(60)
+    assert not thread.is_alive() and "error" not in result
+    assert sum(stored_batches) == len(sent)
+    assert analytics() == expected_analytics(facts)
+    assert kafka.committed(kafka.group()) == kafka.produced_offsets()
