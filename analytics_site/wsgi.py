@@ -8,12 +8,18 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
 try:
-    application = get_wsgi_application()
+    django_application = get_wsgi_application()
 except ImproperlyConfigured as e:
     # A missing or malformed setting: one line naming it (logging is not configured yet), and
     # exit code 3, on which gunicorn stops instead of booting workers again and again.
     sys.stderr.write(f"Cannot start: {e}\n")
     sys.exit(3)
+
+# docs/architecture.md, Writes: an accepted single event takes a short path past Django's and
+# DRF's request handling (same key, throttle, rules, buffer and answer); everything else is Django's.
+from viewing.event_shortcut import with_event_shortcut  # noqa: E402
+
+application = with_event_shortcut(django_application)
 
 # docs/architecture.md, Two engines: on the embedded engine the server needs the data directory to itself. Take it
 # now, so a directory held by another process stops the server at start with a clear message

@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connections
-from django.test import Client
 
 from tests.engine import EMBEDDED
 from viewing import clock, ddl, services
@@ -47,8 +46,11 @@ def api_key(db):
 @pytest.fixture
 def client(api_key):
     """pytest-django's test client, sending an ingest+read key with every request as every API
-    client must (DEBUG is off in `make test`). Tests of requests without a key use Client()."""
-    return Client(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+    client must (DEBUG is off in `make test`). Tests of requests without a key use Client().
+    Requests meet the single-event short path first, as under gunicorn (tests/shortcut_client.py)."""
+    from tests.shortcut_client import ShortcutClient
+
+    return ShortcutClient(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
 
 
 @pytest.fixture
