@@ -130,28 +130,6 @@ SELECT
 FROM viewing_events_local
 GROUP BY day;
 
-CREATE TABLE events_hourly_local ON CLUSTER analytics_cluster
-(
-    hour DateTime('UTC'),
-    events SimpleAggregateFunction(sum, UInt64),
-    users AggregateFunction(uniq, UUID)
-)
-ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/events_hourly_local', '{replica}')
-ORDER BY hour
-TTL hour + INTERVAL 365 DAY
-SETTINGS non_replicated_deduplication_window = 1000;
-
-CREATE TABLE events_hourly ON CLUSTER analytics_cluster AS events_hourly_local
-ENGINE = Distributed(analytics_cluster, currentDatabase(), events_hourly_local);
-
-CREATE MATERIALIZED VIEW events_hourly_mv ON CLUSTER analytics_cluster TO events_hourly_local AS
-SELECT
-    toStartOfHour(event_time) AS hour,
-    count() AS events,
-    uniqState(user_id) AS users
-FROM viewing_events_local
-GROUP BY hour;
-
 CREATE TABLE suppressed_users_local ON CLUSTER analytics_cluster
 (
     user_id UUID,

@@ -115,25 +115,6 @@ SELECT
 FROM viewing_events
 GROUP BY day;
 
-CREATE TABLE events_hourly
-(
-    hour DateTime('UTC'),
-    events SimpleAggregateFunction(sum, UInt64),
-    users AggregateFunction(uniq, UUID)
-)
-ENGINE = AggregatingMergeTree
-ORDER BY hour
-TTL hour + INTERVAL 365 DAY
-SETTINGS non_replicated_deduplication_window = 1000;
-
-CREATE MATERIALIZED VIEW events_hourly_mv TO events_hourly AS
-SELECT
-    toStartOfHour(event_time) AS hour,
-    count() AS events,
-    uniqState(user_id) AS users
-FROM viewing_events
-GROUP BY hour;
-
 CREATE TABLE suppressed_users
 (
     user_id UUID,

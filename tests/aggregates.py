@@ -33,7 +33,6 @@ STORED_SQL = {
                         "GROUP BY user_id, day, movie_id ORDER BY 1, 2, 3",
     "events_daily": "SELECT toString(day), sum(events), sum(starts), sum(finishes), uniqMerge(users), "
                     "uniqMerge(movies) FROM events_daily GROUP BY day ORDER BY 1",
-    "events_hourly": "SELECT toString(hour), sum(events), uniqMerge(users) FROM events_hourly GROUP BY hour ORDER BY 1",
     "events_quarter_hourly": "SELECT toString(quarter), sum(events), sum(starts), sum(finishes), uniqMerge(users), "
                              "uniqMerge(movies) FROM events_quarter_hourly GROUP BY quarter ORDER BY 1",
     "trends_hourly": "SELECT toString(hour), sum(events), sum(starts), sum(finishes), uniqMerge(users), "
@@ -81,7 +80,6 @@ def expected_tables(events, cutoff):
     popular = defaultdict(lambda: [0, 0, set()])
     users = defaultdict(lambda: [0, 0, 0, 0])
     daily = defaultdict(lambda: [0, 0, 0, set(), set()])
-    hourly = defaultdict(lambda: [0, set()])
     quarters = defaultdict(lambda: [0, 0, 0, set(), set()])
     trends = defaultdict(lambda: [0, 0, 0, set(), set()])
     segments = {}
@@ -102,9 +100,6 @@ def expected_tables(events, cutoff):
         d[0], d[1], d[2] = d[0] + 1, d[1] + start, d[2] + finish
         d[3].add(user)
         d[4].add(movie)
-        h = hourly[hour]
-        h[0] += 1
-        h[1].add(user)
         th = trends[hour]
         th[0], th[1], th[2] = th[0] + 1, th[1] + start, th[2] + finish
         th[3].add(user)
@@ -129,7 +124,6 @@ def expected_tables(events, cutoff):
         "popular_content_daily": [[d, m, s, f, len(v)] for (d, m), (s, f, v) in sorted(popular.items())],
         "user_stats_daily": [[u, d, m, *values] for (u, d, m), values in sorted(users.items())],
         "events_daily": [[d, n, s, f, len(us), len(ms)] for d, (n, s, f, us, ms) in sorted(daily.items())],
-        "events_hourly": [[h, n, len(us)] for h, (n, us) in sorted(hourly.items())],
         "events_quarter_hourly": [[q, n, s, f, len(us), len(ms)] for q, (n, s, f, us, ms) in sorted(quarters.items())],
         "trends_hourly": [[h, n, s, f, len(us), len(ms)] for h, (n, s, f, us, ms) in sorted(trends.items())],
         "view_segments": [[*key, _text(v[0]), _text(v[1]), *v[2:]] for key, v in sorted(segments.items())],

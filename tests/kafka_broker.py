@@ -335,7 +335,7 @@ ANALYTICS_SQL = {
              "ORDER BY 1, 2, 3",
     "daily": "SELECT toString(day), sum(events), sum(starts), sum(finishes), uniqMerge(users), "
              "uniqMerge(movies) FROM events_daily GROUP BY day ORDER BY 1",
-    "hourly": "SELECT toString(hour), sum(events), uniqMerge(users) FROM events_hourly GROUP BY hour ORDER BY 1",
+    "hourly": "SELECT toString(hour), sum(events), uniqMerge(users) FROM trends_hourly GROUP BY hour ORDER BY 1",
 }
 
 

@@ -228,31 +228,6 @@ GROUP BY day
 """,
 )
 
-# Peak hours: one row per UTC hour; the endpoint folds the window's hours onto 0..23, merging
-# the user states of the same hour of day across days.
-EVENTS_HOURLY = Table(
-    name="events_hourly",
-    kind="aggregate",
-    columns=(("hour", "DateTime('UTC')"), ("events", COUNT), ("users", UNIQ)),
-    engine=AGGREGATING_MERGE_TREE,
-    order_by="hour",
-    ttl_column="hour",
-    settings=(INSERT_DEDUPLICATION,),
-)
-EVENTS_HOURLY_MV = MaterializedView(
-    name="events_hourly_mv",
-    target=EVENTS_HOURLY,
-    source=VIEWING_EVENTS,
-    select="""
-SELECT
-    toStartOfHour(event_time) AS hour,
-    count() AS events,
-    uniqState(user_id) AS users
-FROM {source}
-GROUP BY hour
-""",
-)
-
 # Viewers erased on request (viewing/erasure.py): the write path drops their later events
 # (viewing/suppression.py). Sorted by user, so the look-up of a batch's users reads a granule
 # or two per user; never expires (no TTL): an erased viewer stays erased. Replacing: erasing
@@ -294,8 +269,6 @@ OBJECTS: list[SchemaObject] = [
     USER_STATS_MV,
     EVENTS_DAILY,
     EVENTS_DAILY_MV,
-    EVENTS_HOURLY,
-    EVENTS_HOURLY_MV,
     SUPPRESSED_USERS,
     VIEW_SEGMENTS,
     VIEW_SEGMENTS_MV,

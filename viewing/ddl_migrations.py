@@ -21,7 +21,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Values that cannot occur in declared DDL, rendered and then replaced by the placeholders.
 _DAYS, _CLUSTER = 987654321, "zz_cluster_placeholder_zz"
 
-Statements = list[tuple[str, str | None]]
+Statements = list[tuple[str | None, str | None]]
 
 
 def fill(statements: Statements, retention_days: int, cluster: str | None) -> Statements:
@@ -40,13 +40,15 @@ def fill(statements: Statements, retention_days: int, cluster: str | None) -> St
 
 def operations(single_node: Statements, cluster: Statements) -> list:
     """RunSQL operations for this deployment (settings read when the migration loads).
-    A reverse of None is a no-op (a backfill is undone by dropping its table)."""
+    A reverse of None is a no-op (a backfill is undone by dropping its table); so is a
+    statement of None (a migration dropping a view backfills its table only backwards)."""
     from django.conf import settings
     from django.db import migrations
 
     chosen = cluster if settings.CLICKHOUSE_CLUSTER else single_node
+    noop = migrations.RunSQL.noop
     return [
-        migrations.RunSQL(sql, reverse if reverse is not None else migrations.RunSQL.noop)
+        migrations.RunSQL(sql if sql is not None else noop, reverse if reverse is not None else noop)
         for sql, reverse in fill(chosen, settings.RETENTION_DAYS, settings.CLICKHOUSE_CLUSTER)
     ]
 

@@ -4,7 +4,7 @@ materialized views feeding them from the raw table with the SELECTs below).
 Analytics windows are local dates of any IANA zone (viewing/windows.py). Every zone's offset,
 and every change of offset, falls on a UTC quarter hour, so a local hour, date, week or month is
 a set of whole quarter hours; the reads cover each bucket with the coarsest rows lying wholly
-inside it: a UTC day (events_daily), a UTC hour (trends_hourly, events_hourly), a quarter hour
+inside it: a UTC day (events_daily), a UTC hour (trends_hourly), a quarter hour
 (events_quarter_hourly). docs/architecture.md, "Time zones and windows", says why and what it
 costs.
 """
@@ -47,7 +47,10 @@ EVENTS_QUARTER_HOURLY_SELECT = _select("toStartOfFifteenMinutes", "quarter")
 
 # Trends in a zone that is not UTC: a local date is mostly whole UTC hours (all 24 in New York,
 # 23 in Kathmandu, the rest quarter hours), so trends merge 24 to 27 states a day instead of
-# 96 quarter hours. Same columns as events_daily, one row per UTC hour.
+# 96 quarter hours. Same columns as events_daily, one row per UTC hour. Peak hours read it
+# too (events and users per UTC hour, folded onto the hour of day) where every UTC hour is one
+# local hour: a table of its own for them (events_hourly, dropped by migration 0007) wrote
+# the same hourly rows again on every insert.
 TRENDS_HOURLY = Table(
     name="trends_hourly",
     kind="aggregate",

@@ -9,7 +9,7 @@ covered or refused, never forgotten:
   recent_events, aggregates keyed by user like user_stats_daily or view_segments): the user's
   rows are deleted;
 - event_ids (ids, no user): the user's ids are deleted;
-- aggregates whose rows mix users (popular_content_daily, events_daily, events_hourly, ...: a
+- aggregates whose rows mix users (popular_content_daily, events_daily, trends_hourly, ...: a
   `uniq` state cannot forget one viewer): every row of the UTC dates the user had events on
   is deleted and computed again from the raw table by the view's own SELECT
   (viewing.aggregates.aggregates_rebuild; exact because each such table's time column lies

@@ -138,7 +138,7 @@ FROM
 #   quarter hours of those and of the window's ragged ends (`quarters`, Window.quarters) from
 #   events_quarter_hourly. The lists are sets (IN), looked up once per row, and `quarters` is
 #   a set of primary-key values, so only their granules are read;
-# - peak hours: events_hourly when every UTC hour of the window is one local hour (UTC and the
+# - peak hours: trends_hourly when every UTC hour of the window is one local hour (UTC and the
 #   whole-hour zones: Europe/Moscow, America/New_York, ...), else events_quarter_hourly (+05:45).
 # A row is used only where its whole span falls in one bucket, so every count stays exact.
 #
@@ -223,7 +223,7 @@ GROUP BY hour_of_day
 ORDER BY hour_of_day
 """
 PEAK_HOURS = {
-    "hourly": _PEAK_HOURS.format(bucket=BUCKETS["hour_of_day"]("hour"), table="events_hourly", time="hour"),
+    "hourly": _PEAK_HOURS.format(bucket=BUCKETS["hour_of_day"]("hour"), table="trends_hourly", time="hour"),
     "quarterly": _PEAK_HOURS.format(
         bucket=BUCKETS["hour_of_day"]("quarter"), table="events_quarter_hourly", time="quarter"
     ),

@@ -82,7 +82,7 @@ def test_rows_gone_from_the_raw_table_are_drift_in_every_table_until_rebuilt(sto
     days = sorted({e["event_time"].date() for e in stored if e["user_id"] == user})
     query("DELETE FROM viewing_events WHERE user_id = %(user)s", {"user": user})
     drifts = aggregates_verify(days=days)
-    assert {d.table for d in drifts} >= {"event_ids", "user_stats_daily", "events_daily", "events_hourly"}
+    assert {d.table for d in drifts} >= {"event_ids", "user_stats_daily", "events_daily", "trends_hourly"}
     assert {d.day for d in drifts} == set(days)
     aggregates_rebuild(days=days)
     assert aggregates_verify(days=days) == []

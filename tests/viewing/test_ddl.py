@@ -79,8 +79,8 @@ def test_the_cluster_check_catches_an_unreplicated_table():
         assert any("is not replicated" in p for p in cluster_problems(bad)), spelling
     no_distributed = [s for s in good if not s.startswith("CREATE TABLE events_daily ON")]
     assert "events_daily_local: no Distributed table in front" in cluster_problems(no_distributed)
-    wrong_target = [s.replace("TO events_hourly_local AS", "TO events_hourly AS") for s in good]
-    assert any(p.startswith("events_hourly_mv: writes events_hourly,") for p in cluster_problems(wrong_target))
+    wrong_target = [s.replace("TO trends_hourly_local AS", "TO trends_hourly AS") for s in good]
+    assert any(p.startswith("trends_hourly_mv: writes trends_hourly,") for p in cluster_problems(wrong_target))
 
 
 @pytest.mark.parametrize("family", sorted(Engine.FAMILIES))
@@ -150,7 +150,7 @@ def test_derived_lists_follow_the_declarations():
     assert ddl.DATA_TABLES == [o.name for o in ddl.OBJECTS if isinstance(o, Table)]
     assert ddl.TTL_COLUMNS.items() >= {
         "viewing_events": "event_time", "event_ids": "event_time", "popular_content_daily": "day",
-        "user_stats_daily": "day", "events_daily": "day", "events_hourly": "hour",
+        "user_stats_daily": "day", "events_daily": "day", "trends_hourly": "hour",
     }.items()
     from bench.phases import TABLES
 

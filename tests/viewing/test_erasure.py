@@ -319,7 +319,7 @@ def test_every_table_of_the_registry_has_an_erasure_rule():
     plan = erasure_plan()
     placed = {t.name for t in plan.by_user + plan.by_ids + plan.rebuilt} | {"suppressed_users"}
     assert placed == set(ddl.DATA_TABLES)
-    assert {t.name for t in plan.rebuilt} >= {"popular_content_daily", "events_daily", "events_hourly"}
+    assert {t.name for t in plan.rebuilt} >= {"popular_content_daily", "events_daily", "trends_hourly"}
     assert {t.name for t in plan.by_user} >= {"viewing_events", "user_stats_daily"}
 
 

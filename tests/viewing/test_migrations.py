@@ -189,20 +189,20 @@ def test_a_written_migration_creates_and_backfills_a_table(scratch):
 def test_the_migration_writer_freezes_sql_and_chains_on_the_latest(tmp_path):
     (tmp_path / "0001_initial.py").write_text("")
     (tmp_path / "0007_other.py").write_text("")
-    path = ddl_migrations.write_migration(["events_hourly", "events_hourly_mv"], "hourly", tmp_path)
+    path = ddl_migrations.write_migration(["trends_hourly", "trends_hourly_mv"], "hourly", tmp_path)
     assert path.name == "0008_hourly.py"
     namespace = {}
     with override_settings(RETENTION_DAYS=30, CLICKHOUSE_CLUSTER="c2"):
         exec(compile(path.read_text(), str(path), "exec"), namespace)  # noqa: S102 (our generated file)
     migration = namespace["Migration"]
     assert migration.dependencies == [("viewing", "0007_other")]
-    assert namespace["SINGLE_NODE"] == ddl_migrations.frozen(["events_hourly", "events_hourly_mv"], cluster=False)
+    assert namespace["SINGLE_NODE"] == ddl_migrations.frozen(["trends_hourly", "trends_hourly_mv"], cluster=False)
     sql = [op.sql for op in migration.operations]
-    assert sql[:2] == [s for s, _ in ddl.EVENTS_HOURLY.create_on_cluster(30, "c2")]
-    assert sql[-1].startswith("INSERT INTO events_hourly_local\n")
+    assert sql[:2] == [s for s, _ in ddl.TRENDS_HOURLY.create_on_cluster(30, "c2")]
+    assert sql[-1].startswith("INSERT INTO trends_hourly_local\n")
     assert "FROM cluster(c2, currentDatabase(), viewing_events_local)" in sql[-1]
     with pytest.raises(ValueError, match="--name"):
-        ddl_migrations.write_migration(["events_hourly"], "Bad Name", tmp_path)
+        ddl_migrations.write_migration(["trends_hourly"], "Bad Name", tmp_path)
 
 
 def test_the_migration_state_has_the_models_engine_and_indexes():

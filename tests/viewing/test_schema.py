@@ -59,7 +59,7 @@ def test_views_feed_aggregating_tables(ch):
         assert "CREATE MATERIALIZED VIEW" in show_create(view)
     engines = dict(query(
         "SELECT name, engine FROM system.tables WHERE database = currentDatabase() "
-        "AND name IN ('popular_content_daily', 'user_stats_daily', 'events_daily', 'events_hourly')"
+        "AND name IN ('popular_content_daily', 'user_stats_daily', 'events_daily', 'trends_hourly')"
     ))
     assert set(engines.values()) == {"AggregatingMergeTree"}
 

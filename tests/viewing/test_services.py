@@ -49,7 +49,7 @@ def everything():
             "FROM events_daily GROUP BY day ORDER BY day"
         ),
         "hourly": query(
-            "SELECT hour, sum(events), uniqMerge(users) FROM events_hourly GROUP BY hour ORDER BY hour"
+            "SELECT hour, sum(events), uniqMerge(users) FROM trends_hourly GROUP BY hour ORDER BY hour"
         ),
     }
 
