@@ -157,7 +157,7 @@ def _utc_text(moment: datetime) -> str:
 
 
 def window_slices(
-    *, start: datetime, end: datetime, buckets: list[tuple[datetime, int]], rows: int = SLICE_ROWS
+    *, start: datetime, end: datetime, buckets: list[tuple[datetime, int]], rows: int
 ) -> list[tuple[datetime, datetime]]:
     """[start, end) cut into consecutive slices of at most `rows` events where the buckets
     allow: `buckets` are (bucket start, events from there to the next bucket), ascending;
@@ -200,7 +200,7 @@ def window_events_export(
         # The header once, from the first slice (CSVWithNames writes it for an empty result too).
         (SLICE_EVENTS, {"start": _utc_text(a), "end": _utc_text(b), **filters},
          fmt.engine_format if i == 0 else fmt.continued_format)
-        for i, (a, b) in enumerate(window_slices(start=start, end=end, buckets=buckets))
+        for i, (a, b) in enumerate(window_slices(start=start, end=end, buckets=buckets, rows=SLICE_ROWS))
     ]
     if output == "parquet":
         whole = {"start": _utc_text(start), "end": _utc_text(end), **filters}
