@@ -105,8 +105,10 @@ def _floor(rows, batch):
     from viewing import queries
 
     _truncate()
-    created_at = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
-    tuples = [tuple(r.get(c, created_at) for c in queries.EVENT_COLUMNS) for r in rows]
+    from viewing.services import _insert_values
+
+    created_at = int(time.time())
+    tuples = [_insert_values(r, created_at) for r in rows]  # as the service builds them
     t0 = time.perf_counter()
     with connections["clickhouse"].cursor() as cursor:
         for i in range(0, len(tuples), batch):

@@ -30,14 +30,19 @@ def engine_client(path):
 
 def mode_floor(spec):
     """The engine floor: each round's rows in one Native INSERT through clickhouse-driver,
-    straight into the engine (no HTTP, no validation, no de-duplication look-up)."""
+    straight into the engine (no HTTP, no validation, no de-duplication look-up). The rows are
+    the tuples the service builds (services._insert_values: times as epoch seconds, which the
+    driver encodes ~3.5 µs an event faster than datetime objects), so the floor holds only
+    work the service cannot skip."""
+    from viewing.services import _insert_values
+
     client = engine_client(spec["dir"])
     client.execute("SELECT 1")
     rounds = []
-    created_at = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    created_at = int(time.time())
     chunk = spec.get("chunk")
     for data in spec["rounds"]:
-        rows = [tuple(e.get(c, created_at) for c in queries.EVENT_COLUMNS) for e in generated(data)]
+        rows = [_insert_values(e, created_at) for e in generated(data)]
         t0 = time.perf_counter()
         client.execute(queries.INSERT_EVENTS, rows)
         seconds = time.perf_counter() - t0

@@ -24,17 +24,9 @@ from typing import Any, TypedDict
 import orjson
 
 EVENT_TYPES = {
-    "start": "start",
-    "stream.start": "start",
-    "stream_start": "start",
-    "progress": "progress",
-    "stream.progress": "progress",
-    "stream_progress": "progress",
-    "progress_update": "progress",
-    "finish": "finish",
-    "stop": "finish",
-    "stream.stop": "finish",
-    "stream_stop": "finish",
+    "start": "start", "stream.start": "start", "stream_start": "start",
+    "progress": "progress", "stream.progress": "progress", "stream_progress": "progress", "progress_update": "progress",
+    "finish": "finish", "stop": "finish", "stream.stop": "finish", "stream_stop": "finish",
 }
 MAX_POSITION = 4294967295
 MAX_METADATA_BYTES = 8 * 1024
@@ -306,6 +298,21 @@ def _time_bounds(now: datetime, retention_days: int) -> tuple[datetime, datetime
     return now - timedelta(days=retention_days), now + FUTURE_TOLERANCE
 
 
+def common_time(text: str, now: datetime, retention_days: int) -> datetime | None:
+    """An ISO-8601 time as producers write it, as naive UTC inside the accepted bounds; else None."""
+    if not _COMMON_TIME_RE.fullmatch(text):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    moment = moment.replace(microsecond=0, tzinfo=None)
+    oldest, latest = _time_bounds(now, retention_days)
+    return moment if oldest <= moment <= latest else None
+
+
 def _common_uuid(value: object) -> uuid.UUID | None:
     """A UUID from its canonical text, or None for any other value."""
     if isinstance(value, str) and _CANONICAL_UUID_RE.fullmatch(value):
@@ -359,16 +366,8 @@ def _normalize_common(data, now, retention_days, id_field, type_field, default_t
     raw_time = data.get("event_time")
     if raw_time is None:
         raw_time = data.get("timestamp")
-    if type(raw_time) is str and _COMMON_TIME_RE.fullmatch(raw_time):
-        try:
-            moment = datetime.fromisoformat(raw_time)
-        except ValueError:
-            return None
-        if moment.utcoffset():
-            moment = moment.astimezone(UTC)
-        moment = moment.replace(microsecond=0, tzinfo=None)
-        oldest, latest = _time_bounds(now, retention_days)
-        if not oldest <= moment <= latest:
+    if type(raw_time) is str:
+        if (moment := common_time(raw_time, now, retention_days)) is None:
             return None
     elif raw_time is None:
         # The receipt or record time: a datetime, checked by the full rule (no message to parse).

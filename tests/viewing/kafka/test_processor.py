@@ -208,3 +208,54 @@ def test_process_records_batches_rows_and_dead_letters_and_stops_at_the_poison_l
     assert taken == 6 and policy.exceeded  # the seventh is left for after the stop
     assert len(batcher.batch.rows) == 2 and [d.offset for d in batcher.batch.dead_letters] == [1, 3, 4, 5]
     assert batcher.batch.offsets == {("stream.start", 0): 6}
+
+
+# --- The common shape, decoded by msgspec, gives the rules' row --------------------------------
+from tests.viewing.test_events import ANY_UUID, mostly_common_events, raw_events  # noqa: E402
+from tests.viewing.test_events import NOW as EVENTS_NOW  # noqa: E402
+from viewing.kafka.processor import _by_rules, _common_row  # noqa: E402
+
+KAFKA_FIELDS = {"id": "event_id", "event_type": "action"}
+
+
+def by_rules(value, topic, timestamp_ms):
+    try:
+        return _by_rules(value, topic=topic, partition=1, offset=9, timestamp_ms=timestamp_ms, now=EVENTS_NOW,
+                         retention_days=365)
+    except MessageInvalid as e:
+        return e.errors
+
+
+@settings(max_examples=1500, deadline=None)
+@given(data=st.one_of(mostly_common_events(), raw_events()), topic=st.sampled_from(["stream.stop", "x.start", "clicks"]),
+       ascii_only=st.booleans(), repeated=st.one_of(st.none(), st.tuples(st.sampled_from(
+           ["user_id", "event_id", "timestamp", "position_seconds", "metadata", "action"]), ANY_UUID)))
+def test_the_msgspec_path_gives_the_rules_row_or_steps_aside(data, topic, ascii_only, repeated):
+    data = {KAFKA_FIELDS.get(k, k): v for k, v in data.items()}  # the Kafka names
+    value = json.dumps(data, ensure_ascii=ascii_only, default=str).encode("utf-8", "surrogatepass")
+    if repeated is not None and value.endswith(b"}") and len(value) > 2:  # a key given twice: the last wins
+        value = value[:-1] + b', "' + repeated[0].encode() + b'": ' + json.dumps(repeated[1], default=str).encode() + b"}"
+    timestamp_ms = int((EVENTS_NOW - timedelta(minutes=2)).timestamp() * 1000)
+    fast = _common_row(value, topic, 1, 9, EVENTS_NOW, 365)
+    if fast is not None:
+        assert fast == by_rules(value, topic, timestamp_ms)
+    try:
+        answer = process_message(value, topic=topic, partition=1, offset=9, timestamp_ms=timestamp_ms,
+                                 now=EVENTS_NOW, retention_days=365)
+    except MessageInvalid as e:
+        answer = e.errors
+    assert answer == by_rules(value, topic, timestamp_ms)
+
+
+@pytest.mark.parametrize("variant", [
+    {}, {"session_id": None}, {"event_id": None}, {"user_id": USER.upper()}, {"movie_id": MOVIE.replace("-", "")},
+    {"metadata": {"device": "tv", "n": [1, 2.5, None, 10**30]}}, {"event_time": "2026-11-28T11:00:00+02:00"},
+    {"position_seconds": None}, {"action": None},
+])
+def test_the_common_shape_takes_the_msgspec_path(variant):
+    fields = {"event_id": str(uuid.uuid4()), "action": "stop", "session_id": str(uuid.uuid4()), **variant}
+    value = message(**fields)
+    fast = _common_row(value, "stream.start", 2, 17, NOW, 365)
+    assert fast is not None
+    assert fast == process(value) == _by_rules(value, topic="stream.start", partition=2, offset=17,
+                                               timestamp_ms=0, now=NOW, retention_days=365)
