@@ -168,6 +168,18 @@ class Server:
         except OSError:
             return []
 
+    def worker_cpu_seconds(self):
+        """CPU seconds (user + system, all threads) the worker processes have used so far."""
+        total = 0.0
+        for pid in self.worker_pids():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except OSError:
+                pass
+        return total
+
     def worker_peak_rss_mib(self):
         """VmHWM (peak RSS) of the worker process: the one that holds the engine."""
         peak = 0

@@ -62,9 +62,14 @@ def table(results):
     open_loop = results.get("ingest", {}).get("open_loop")
     if open_loop:
         for r in open_loop["rounds"]:
+            cpu = ""
+            if r.get("server_cpu_ms_per_event") is not None:
+                cpu = (f"; CPU an event: server {r['server_cpu_ms_per_event']:.2f} ms, load generator "
+                       f"{r['client_cpu_ms_per_event']:.2f} ms; load average {r['load_average_before']:.1f}")
             row(f"| ingest: single events, open loop at {r['rate']:,}/s for {open_loop['seconds']} s "
                 f"({open_loop['threads']} server threads) | {_n(r['events_per_s'])} ev/s, p50 {_ms(r['p50_ms'])}, "
-                f"p99 {_ms(r['p99_ms'])}, {r['errors']} errors | p99 ≤ 500 ms, no errors | | {_verdict(r['met'])} |")
+                f"p99 {_ms(r['p99_ms'])}, {r['errors']} errors{cpu} | p99 ≤ 500 ms, no errors | | "
+                f"{_verdict(r['met'])} |")
         capacity = open_loop["capacity_events_per_s"]
         row(f"| ingest: single events, open-loop capacity (highest rate met) | "
             f"{_n(capacity) + ' ev/s' if capacity else 'none of the rates'} | ≥ 1,000 ev/s | | "

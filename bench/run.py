@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 
 from . import privacy, procs
-from .ingestion import bench_ingest, bench_kafka
+from .ingestion import bench_ingest, bench_kafka, bench_open_loop
 from .procs import log
 from .report import table
 from .stats import median_of_rounds
@@ -21,6 +21,8 @@ PARTS = {
     "ingest": "engine floor (one Native insert, and the same rows in 10,000-row inserts) vs the HTTP batch "
               "endpoint; single events under 32 clients and at fixed arrival rates (open loop: events/s, "
               "p50/p99, parts per 1,000 events)",
+    "openloop": "only the open-loop rows of ingest: single events at fixed arrival rates (capacity, p50/p99, "
+                "parts per 1,000 events, CPU per event of server and load generator)",
     "kafka": "consume_stream end to end from a pre-filled Tansu topic vs a bare kafka-python read loop; "
              "consumer peak RSS at two topic sizes",
     "queries": "p50/p95 of every analytics endpoint over HTTP vs its SQL on the engine, and the raw-table "
@@ -259,6 +261,8 @@ def run(*, quick, parts, out, workdir=None):
     try:
         if "ingest" in parts:
             bench_ingest(root, cfg, results)
+        elif "openloop" in parts:
+            results["ingest"] = {"open_loop": bench_open_loop(root, cfg)}
         if "kafka" in parts:
             bench_kafka(root, cfg, results)
         if parts & {"queries", "mixed", "admin", "privacy"}:

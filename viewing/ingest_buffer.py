@@ -6,7 +6,9 @@ waiting request threads (the leader) takes everything pending and stores it with
 `events_store` call, then wakes the others. When the service is idle the first event is
 stored at once; under load a flush starts at most every `INGEST_FLUSH_INTERVAL` seconds
 (or as soon as `INGEST_FLUSH_EVENTS` are pending), so parts are made per interval, not per
-request. A request returns only after its flush, so a 201 means stored and visible.
+request: a time window, so the number of inserts a second — each costs the engine a fixed
+amount of CPU — stays bounded whatever the arrival rate. A request returns only after its
+flush, so a 201 means stored and visible.
 
 On a ClickHouse server the flush also asks for `async_insert=1, wait_for_async_insert=1`,
 so the server coalesces the inserts of several worker processes as well.

@@ -1,6 +1,7 @@
 """The single-event buffer: shared inserts, return only once stored, errors reach every caller."""
 
 import threading
+import time
 import uuid
 from datetime import datetime
 
@@ -107,3 +108,38 @@ def test_waiting_requests_are_woken_for_their_own_flush_not_for_every_event(ch):
     assert submit_concurrently(buffer, events) == [None] * 60
     assert query("SELECT count() FROM viewing_events") == [(61,)]
     assert buffer.wakeups <= 2 * 60 + 2 * buffer.flushes
+
+
+def test_under_a_steady_arrival_rate_the_inserts_a_second_are_bounded_by_the_interval(ch):
+    # An open loop in one process: 24 players, each sending an event every 40 ms for ~1.2 s
+    # (600 events/s), each waiting for its own to be stored. However fast they arrive, a flush
+    # starts at most every `interval`, so the inserts are bounded by time, not by events.
+    buffer = IngestBuffer(interval=0.3, max_events=1000)
+    players, every, seconds = 24, 0.04, 1.2
+    sent, failures, lock = [], [], threading.Lock()
+    start = time.monotonic() + 0.05
+
+    def player(p):
+        try:
+            for k in range(int(seconds / every)):
+                due = start + k * every + p * every / players
+                time.sleep(max(0.0, due - time.monotonic()))  # the arrival schedule, not data
+                event = row()
+                buffer.submit(event)
+                with lock:
+                    sent.append(event["id"])
+        except Exception as e:
+            failures.append(e)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=player, args=(p,)) for p in range(players)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    elapsed = time.monotonic() - start
+    assert failures == [] and len(sent) == players * int(seconds / every)
+    assert query("SELECT count() FROM viewing_events") == [(len(sent),)]
+    assert buffer.flushes <= elapsed / 0.3 + 2
+    assert len(sent) / buffer.flushes >= 10  # grouped: many events an insert
