@@ -261,3 +261,32 @@ SELECT
     uniqState(movie_id) AS movies
 FROM viewing_events_local
 GROUP BY hour;
+
+CREATE TABLE active_span_daily_local ON CLUSTER analytics_cluster
+(
+    day Date,
+    kind UInt8,
+    id UUID,
+    first SimpleAggregateFunction(min, UInt8),
+    last SimpleAggregateFunction(max, UInt8),
+    quarters SimpleAggregateFunction(groupBitOr, UInt128)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/active_span_daily_local', '{replica}')
+ORDER BY (day, kind, id)
+TTL day + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE active_span_daily ON CLUSTER analytics_cluster AS active_span_daily_local
+ENGINE = Distributed(analytics_cluster, currentDatabase(), active_span_daily_local);
+
+CREATE MATERIALIZED VIEW active_span_daily_mv ON CLUSTER analytics_cluster TO active_span_daily_local AS
+SELECT
+    toDate(event_time) AS day,
+    who.1 AS kind,
+    who.2 AS id,
+    min(toUInt8(intDiv(modulo(toUnixTimestamp(event_time), 86400), 900))) AS first,
+    max(toUInt8(intDiv(modulo(toUnixTimestamp(event_time), 86400), 900))) AS last,
+    groupBitOr(bitShiftLeft(toUInt128(1), toUInt8(intDiv(modulo(toUnixTimestamp(event_time), 86400), 900)))) AS quarters
+FROM viewing_events_local
+ARRAY JOIN [(toUInt8(0), user_id), (toUInt8(1), movie_id)] AS who
+GROUP BY day, kind, id;

@@ -231,3 +231,29 @@ SELECT
     uniqState(movie_id) AS movies
 FROM viewing_events
 GROUP BY hour;
+
+CREATE TABLE active_span_daily
+(
+    day Date,
+    kind UInt8,
+    id UUID,
+    first SimpleAggregateFunction(min, UInt8),
+    last SimpleAggregateFunction(max, UInt8),
+    quarters SimpleAggregateFunction(groupBitOr, UInt128)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (day, kind, id)
+TTL day + INTERVAL 365 DAY
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE MATERIALIZED VIEW active_span_daily_mv TO active_span_daily AS
+SELECT
+    toDate(event_time) AS day,
+    who.1 AS kind,
+    who.2 AS id,
+    min(toUInt8(intDiv(modulo(toUnixTimestamp(event_time), 86400), 900))) AS first,
+    max(toUInt8(intDiv(modulo(toUnixTimestamp(event_time), 86400), 900))) AS last,
+    groupBitOr(bitShiftLeft(toUInt128(1), toUInt8(intDiv(modulo(toUnixTimestamp(event_time), 86400), 900)))) AS quarters
+FROM viewing_events
+ARRAY JOIN [(toUInt8(0), user_id), (toUInt8(1), movie_id)] AS who
+GROUP BY day, kind, id;

@@ -56,6 +56,8 @@ from viewing.ddl_objects import (
     render,
 )
 from viewing.ddl_time_zones import (
+    ACTIVE_SPAN_DAILY,
+    ACTIVE_SPAN_DAILY_SELECT,
     EVENTS_QUARTER_HOURLY,
     EVENTS_QUARTER_HOURLY_SELECT,
     TRENDS_HOURLY,
@@ -257,6 +259,9 @@ EVENTS_QUARTER_HOURLY_MV = MaterializedView(
 TRENDS_HOURLY_MV = MaterializedView(
     name="trends_hourly_mv", target=TRENDS_HOURLY, source=VIEWING_EVENTS, select=TRENDS_HOURLY_SELECT
 )
+ACTIVE_SPAN_DAILY_MV = MaterializedView(
+    name="active_span_daily_mv", target=ACTIVE_SPAN_DAILY, source=VIEWING_EVENTS, select=ACTIVE_SPAN_DAILY_SELECT
+)
 
 # Every object in creation order: each table before the views that read or feed it.
 OBJECTS: list[SchemaObject] = [
@@ -278,6 +283,8 @@ OBJECTS: list[SchemaObject] = [
     EVENTS_QUARTER_HOURLY_MV,
     TRENDS_HOURLY,
     TRENDS_HOURLY_MV,
+    ACTIVE_SPAN_DAILY,
+    ACTIVE_SPAN_DAILY_MV,
 ]
 
 TABLES: list[Table] = [o for o in OBJECTS if isinstance(o, Table)]

@@ -1,7 +1,7 @@
 """Reads: the four analytics metrics (docs/api.md, Analytics) and the health probe."""
 
 import uuid
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import DatabaseError, connections
@@ -70,9 +70,25 @@ def statement(endpoint: str, *, window: Window, interval: str = "day", **params)
     if endpoint == "user_stats":
         return queries.USER_STATS, {**_window_params(window), **params}
     if endpoint == "peak_hours":
-        return queries.PEAK_HOURS["hourly" if window.whole_hours() else "quarterly"], _shift_params(window)
+        if window.whole_hours():
+            return queries.PEAK_HOURS["hourly"], _shift_params(window)
+        quarters = window.hour_of_day_quarters()
+        # Viewers from active_span_daily's quarter bits where the offset is one number.
+        return queries.PEAK_HOURS["span" if quarters else "quarterly"], {**_shift_params(window), **(quarters or {})}
     days, day_buckets = window.day_buckets(interval) if interval != "hour" else ([], [])
-    return queries.TRENDS[interval], {
+    pieces = window.day_pieces(interval) if interval != "hour" else None
+    # Off UTC days the distinct counts come from active_span_daily, not from merging hourly
+    # and quarter-hourly uniq states (queries.TRENDS_BY_SPAN says why).
+    by_span = pieces is not None and any(cut != 96 or before is None for _day, cut, before, _after in pieces)
+    span = {
+        "span_first": pieces[0][0],
+        "span_end": pieces[-1][0] + timedelta(days=1),
+        "span_cuts": [cut for _day, cut, *_ in pieces],
+        "span_before": [before or NO_DATE for _day, _cut, before, _after in pieces],
+        "span_after": [after or NO_DATE for *_, after in pieces],
+    } if by_span else {}
+    return (queries.TRENDS_BY_SPAN if by_span else queries.TRENDS)[interval], {
+        **span,
         **_shift_params(window),
         # A date or hour no window holds stands in for an empty set (ClickHouse types [] as
         # Nothing, and `IN ()` is not SQL). Sets are tuples: the driver writes them as (a, b).

@@ -148,6 +148,58 @@ class Window:
             day += timedelta(days=1)
         return days, keys
 
+    def day_pieces(self, interval: str) -> list[tuple[date, int, date | None, date | None]] | None:
+        """For the distinct counts of day, week or month buckets off UTC (active_span_daily):
+        per UTC date overlapping the window, (date, k, before, after): the bucket keys of its
+        quarter hours before quarter k (0 … 96) and from k on; None where those quarters are
+        outside the window. k is where a bucket (or the window) starts inside the date, 96
+        when none does. None when some date holds two such starts (no zone's current rules)."""
+        start, end = self.start, self.end
+        starts = {local_midnight(max(key, self.first), self.zone) for key, _label in self.buckets(interval)}
+        out = []
+        day = start.date()
+        while datetime.combine(day, time()) < end:
+            midnight = datetime.combine(day, time())
+            inside = sorted(t for t in starts | {end} if midnight < t < midnight + timedelta(days=1))
+            if len(inside) > 1 or any((t - midnight) % QUARTER_DELTA for t in inside):
+                return None
+            cut = inside[0] if inside else midnight + timedelta(days=1)
+            out.append((
+                day,
+                int((cut - midnight) / QUARTER_DELTA),
+                self._key_at(interval, midnight) if start <= midnight else None,
+                self._key_at(interval, cut) if inside and cut < end else None,
+            ))
+            day += timedelta(days=1)
+        return out
+
+    def hour_of_day_quarters(self) -> dict | None:
+        """For peak hours off whole hours from active_span_daily's quarter bits: the window's
+        first and last UTC dates, the bits of their quarter hours inside the window (as decimal
+        text: UInt128), and `quarter_shift`, what to add to a UTC quarter of day (mod 96) for
+        the local one. None when the offset changes inside the window (then the quarter-hourly
+        states answer)."""
+        shift = self.shift()
+        if len(shift["transitions"]) > 1:
+            return None
+        start, end = self.start, self.end
+        first_day, last_day = start.date(), (end - QUARTER_DELTA).date()
+        every = (1 << 96) - 1
+        from_start = every ^ ((1 << _quarter_of_day(start)) - 1)
+        before_end = (1 << (_quarter_of_day(end) or 96)) - 1
+        if first_day == last_day:
+            from_start &= before_end
+        return {
+            "first_day": first_day,
+            "last_day": last_day,
+            "first_mask": str(from_start),
+            "last_mask": str(before_end if first_day != last_day else from_start),
+            "quarter_shift": shift["offsets"][0] // QUARTER % 96,
+        }
+
+    def _key_at(self, interval: str, naive_utc: datetime) -> date:
+        return _bucket_key(interval, _local(self.zone, naive_utc))
+
     def split_hours(self, interval: str) -> list[datetime]:
         """The UTC hours (naive UTC starts) of the window that two buckets share: those holding
         a bucket's first instant off the hour (18:15 UTC, a Kathmandu midnight). The other whole
@@ -220,6 +272,10 @@ def _bucket_key(interval: str, local_date: date) -> date:
     if interval == "month":
         return local_date.replace(day=1)
     return local_date
+
+
+def _quarter_of_day(naive_utc: datetime) -> int:
+    return (naive_utc.hour * 3600 + naive_utc.minute * 60 + naive_utc.second) // QUARTER
 
 
 def _epoch(naive_utc: datetime) -> int:

@@ -356,3 +356,36 @@ def test_a_window_when_the_zone_was_off_the_quarter_hour_is_a_400_naming_tz(ch, 
     response = client.get(f"{BASE}/trends", {"tz": "Africa/Monrovia", "from": "1971-06-01", "to": "1971-06-02"})
     assert response.status_code == 400 and list(response.json()) == ["tz"]
     assert get(client, "trends", tz="Africa/Monrovia", days=2)["tz"] == "Africa/Monrovia"
+
+
+@pytest.mark.parametrize("tz", ["Australia/Adelaide", "America/St_Johns", "Asia/Kolkata"])
+def test_half_hour_zones_across_their_clock_changes_match_the_reference(ch, client, frozen_now, tz):
+    """Zones off whole hours: a window with one offset reads the viewers of trends and peak
+    hours from active_span_daily; one across a clock change (Adelaide and St John's move by an
+    hour in :30 zones) peak hours from the quarter-hourly states. Both as the reference."""
+    rng = random.Random(21)
+    now = frozen_now.replace(tzinfo=None)
+    users, movies = [seeded_uuid(rng) for _ in range(5)], [seeded_uuid(rng) for _ in range(3)]
+    today = frozen_now.date()
+    changes = [day for day, _forward in clock_changes(tz, today - timedelta(days=300), today)]
+    assert tz == "Asia/Kolkata" or changes
+    ranges = [(day - timedelta(days=1), day + timedelta(days=1)) for day in changes]
+    ranges.append((today - timedelta(days=9), today))  # one offset all along
+    moments = set()
+    for first, last in ranges:
+        for day in (first + timedelta(days=i) for i in range((last - first).days + 1)):
+            midnight = datetime.combine(day, time(), tzinfo=ZoneInfo(tz)).astimezone(UTC).replace(tzinfo=None)
+            moments |= {midnight + timedelta(seconds=d) for d in (-3600, -1, 0, 1, 1799, 1800, 5400)}
+            moments |= {midnight + timedelta(seconds=rng.randrange(86400)) for _ in range(20)}
+    events = [Event(id=seeded_uuid(rng), user_id=rng.choice(users), movie_id=rng.choice(movies),
+                    event_type=rng.choice(["start", "progress", "finish"]), position_seconds=rng.randrange(5000),
+                    event_time=m) for m in sorted(moments) if m <= now]
+    post_batch(client, [payload(e, rng, time_format="iso_z") for e in events])
+    for first, last in ranges:
+        params = {"from": first.isoformat(), "to": last.isoformat(), "tz": tz}
+        window = reference.Window(first, last, tz)
+        assert sum(window.holds(e) for e in events) > 50
+        assert get(client, "peak-hours", **params) == reference.peak_hours(events, window=window), params
+        for interval in ("day", "week", "month", "hour"):
+            assert get(client, "trends", **params, interval=interval) == reference.trends(
+                events, window=window, interval=interval), (params, interval)

@@ -54,3 +54,41 @@ def test_backfills_from_the_raw_table_and_is_reversible(ch, before, migration, t
     finally:
         call_command("migrate", "viewing", database="clickhouse", verbosity=0)
     assert {table, f"{table}_mv"} <= tables()
+
+
+SPANS_FROM_RAW = """
+SELECT toDate(event_time) AS day, who.1 AS kind, who.2 AS id,
+       min(intDiv(modulo(toUnixTimestamp(event_time), 86400), 900)), max(intDiv(modulo(toUnixTimestamp(event_time), 86400), 900))
+FROM viewing_events ARRAY JOIN [(0, user_id), (1, movie_id)] AS who
+GROUP BY day, kind, id ORDER BY day, kind, id
+"""
+SPANS = "SELECT day, kind, id, min(first), max(last) FROM active_span_daily GROUP BY day, kind, id ORDER BY day, kind, id"
+
+
+def test_active_span_daily_backfills_and_is_reversible(ch):
+    """0008: each viewer's and movie's first and last quarter hour of every UTC day, from the
+    events stored before it (two days, quarters 0 and 95 included), then from the view."""
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    users, movies = [uuid.uuid4() for _ in range(3)], [uuid.uuid4() for _ in range(2)]
+    moments = [midnight - timedelta(days=1), midnight - timedelta(seconds=1), midnight, midnight + timedelta(minutes=14),
+               midnight + timedelta(minutes=15), midnight + timedelta(hours=18, minutes=15)]
+    rows = [(uuid.uuid4(), users[i % 3], movies[i % 2], "start", i, moment, None, "{}", midnight)
+            for i, moment in enumerate(moments * 3)]
+    try:
+        call_command("migrate", "viewing", "0007", database="clickhouse", verbosity=0)
+        assert "active_span_daily" not in tables()
+        with connections["clickhouse"].cursor() as cursor:
+            cursor.executemany("INSERT INTO viewing_events VALUES", rows)
+        call_command("migrate", "viewing", "0008", database="clickhouse", verbosity=0)
+        backfilled = query(SPANS)
+        assert backfilled == query(SPANS_FROM_RAW) and {r[1] for r in backfilled} == {0, 1}
+        assert {r[3] for r in backfilled} | {r[4] for r in backfilled} == {0, 1, 73, 95}
+        with connections["clickhouse"].cursor() as cursor:  # the view feeds it from now on
+            cursor.executemany("INSERT INTO viewing_events VALUES",
+                               [(uuid.uuid4(), uuid.uuid4(), *r[2:]) for r in rows[:2]])
+        assert query(SPANS) == query(SPANS_FROM_RAW) and len(query(SPANS)) == len(backfilled) + 2
+        call_command("migrate", "viewing", "0007", database="clickhouse", verbosity=0)
+        assert not {"active_span_daily", "active_span_daily_mv"} & tables()
+    finally:
+        call_command("migrate", "viewing", database="clickhouse", verbosity=0)
+    assert {"active_span_daily", "active_span_daily_mv"} <= tables()

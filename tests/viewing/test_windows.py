@@ -112,3 +112,53 @@ def test_percent_change_rounds_half_up(now, previous, expected):
     assert percent_change({"x": now}, {"x": previous}, ["x"]) == {"x": expected}
     if isinstance(now, int):
         assert reference.percent_change(now, previous) == expected
+
+
+def _bucket_of(interval, local_date):
+    if interval == "week":
+        return local_date - timedelta(days=local_date.weekday())
+    return local_date.replace(day=1) if interval == "month" else local_date
+
+
+@pytest.mark.parametrize("tz", ZONES)
+@pytest.mark.parametrize("interval", ["day", "week", "month"])
+@pytest.mark.parametrize("first, last", [(date(2026, 3, 1), date(2026, 4, 30)), (date(2026, 10, 20), date(2026, 11, 9)),
+                                         (date(2026, 11, 4), date(2026, 11, 4))])
+def test_day_pieces_put_every_quarter_hour_in_its_bucket(tz, interval, first, last):
+    """Each UTC date of the window, cut at quarter `cut`: every quarter hour before it belongs to
+    `before`, the others to `after`, exactly the local bucket of that quarter (None outside the
+    window), across clock changes and in every kind of offset."""
+    window = Window(first, last, tz)
+    pieces = window.day_pieces(interval)
+    assert pieces is not None and pieces[0][0] == window.start.date()
+    for day, cut, before, after in pieces:
+        for q in range(96):
+            moment = datetime.combine(day, datetime.min.time()) + timedelta(minutes=15 * q)
+            inside = window.start <= moment < window.end
+            local = moment.replace(tzinfo=UTC).astimezone(ZoneInfo(tz)).date()
+            assert (before if q < cut else after) == (_bucket_of(interval, local) if inside else None), (day, q)
+    assert pieces[-1][0] == (window.end - timedelta(seconds=1)).date()
+
+
+@pytest.mark.parametrize("tz", ZONES)
+@pytest.mark.parametrize("first, last", [(date(2026, 11, 2), date(2026, 11, 4)), (date(2026, 3, 27), date(2026, 4, 6)),
+                                         (date(2026, 6, 1), date(2026, 6, 1))])
+def test_hour_of_day_quarters_give_the_local_hour_of_every_quarter(tz, first, last):
+    """Where the offset is one number over the window: the masks hold exactly the window's
+    quarters of its first and last UTC dates, and UTC quarter + shift (mod 96) is the local
+    quarter of day. Across a clock change: None."""
+    window = Window(first, last, tz)
+    quarters = window.hour_of_day_quarters()
+    if len(window.shift()["transitions"]) > 1:
+        assert quarters is None
+        return
+    assert quarters is not None
+    moment = datetime.combine(quarters["first_day"], datetime.min.time())
+    while moment.date() <= quarters["last_day"]:
+        q = (moment.hour * 60 + moment.minute) // 15
+        mask = {quarters["first_day"]: int(quarters["first_mask"]), quarters["last_day"]: int(quarters["last_mask"])}
+        in_mask = bool(mask.get(moment.date(), (1 << 96) - 1) >> q & 1)
+        assert in_mask == (window.start <= moment < window.end), moment
+        local = moment.replace(tzinfo=UTC).astimezone(ZoneInfo(tz))
+        assert (q + quarters["quarter_shift"]) % 96 == (local.hour * 60 + local.minute) // 15
+        moment += timedelta(minutes=15)
