@@ -7,6 +7,7 @@ neither checks the secret key nor creates directories; the worker does, when it 
 
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from analytics_site.environment import env  # noqa: E402
@@ -31,6 +32,28 @@ if EMBEDDED:
     workers = 1
 else:
     workers = env.int("GUNICORN_WORKERS", default=2 * (os.cpu_count() or 1) + 1)
+
+
+def _http_date_per_second():
+    """gunicorn's Date header, formatted once a second instead of once a response
+    (email.utils.formatdate: ~4 % of the server's Python time under many single events)."""
+    from gunicorn import util
+
+    format_date, last = util.http_date, [None, ""]
+
+    def http_date(timestamp=None):
+        if timestamp is not None:
+            return format_date(timestamp)
+        second = int(time.time())
+        if last[0] != second:
+            last[1], last[0] = format_date(second), second
+        return last[1]
+
+    util.http_date = http_date
+
+
+def post_worker_init(worker):
+    _http_date_per_second()
 
 
 def when_ready(server):

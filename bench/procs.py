@@ -137,7 +137,10 @@ class Server:
         self.var_dir = var_dir
         self.port = free_port()
         self.log_path = os.path.join(var_dir, "server.log")
-        self.env = dataset_env(var_dir, PORT=self.port, GUNICORN_THREADS=threads, GUNICORN_ACCESS_LOG="/dev/null")
+        # GUNICORN_ACCESS_LOG left unset, as in production: "/dev/null" still formats a line per
+        # request (~8 % of the server's Python time under the open loop).
+        self.env = dataset_env(var_dir, PORT=self.port, GUNICORN_THREADS=threads)
+        self.env.pop("GUNICORN_ACCESS_LOG", None)
         self.proc = None
         self.peak_rss_mib = None
 
