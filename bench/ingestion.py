@@ -91,9 +91,9 @@ def bench_ingest(root, cfg, results):
 
 def bench_open_loop(root, cfg):
     """Single events at fixed arrival rates (bench.openloop), lowest first, on one server with
-    OPEN_LOOP_THREADS threads; stops after the first rate that misses (p99 over the target or
-    any error), so a slow server costs one bounded round, not one per rate. The capacity is
-    the highest rate that met the target."""
+    OPEN_LOOP_THREADS threads. Every rate runs (on a shared machine one rate can miss by a
+    hiccup while the next meets); the capacity is the highest rate that met the target (p99
+    and no errors)."""
     rates, seconds = cfg["open_loop_rates"], cfg["open_loop_seconds"]
     log(f"ingest: single events, open loop at {', '.join(map(str, rates))} events/s, {seconds} s each, "
         f"{OPEN_LOOP_THREADS} server threads")
@@ -114,8 +114,6 @@ def bench_open_loop(root, cfg):
             result["met"] = result["errors"] == 0 and result["p99_ms"] is not None and \
                 result["p99_ms"] <= OPEN_LOOP_P99_MS
             rounds.append(result)
-            if not result["met"]:
-                break
     peak_rss = server.peak_rss_mib
     parts = procs.run_json(["bench.phases", "parts"], {"dir": os.path.join(var_dir, "clickhouse")},
                            env=procs.dataset_env(var_dir))
