@@ -25,6 +25,9 @@ def test_the_date_header_is_formatted_once_a_second_and_stays_right():
         deadline = time.time() + 3
         while int(time.time()) == after and time.time() < deadline:
             time.sleep(0.05)  # into the next second, not data
-        assert util.http_date() == email.utils.formatdate(int(time.time()), usegmt=True)
+        before = int(time.time())
+        later = util.http_date()
+        assert later != first
+        assert later in {email.utils.formatdate(s, usegmt=True) for s in range(before, int(time.time()) + 1)}
     finally:
         util.http_date = original
