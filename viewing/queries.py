@@ -212,13 +212,13 @@ ORDER BY bucket
 TRENDS = {interval: _trends(interval) for interval in ("day", "hour", "week", "month")}
 
 # Trends by day, week or month where UTC days do not fit the buckets (every zone but UTC for
-# days; the weeks and months of a zone at their edges): the counters as above, without the uniq
-# states, and the distinct viewers and movies from active_span_daily (viewing/ddl_time_zones.py:
+# days; the weeks and months of a zone at their edges): the counters from the quarter hours,
+# and the distinct viewers and movies from active_span_daily (viewing/ddl_time_zones.py:
 # per UTC day, each viewer's and movie's first and last quarter hour). Each UTC day of the
 # window is cut at most once, at quarter `cut` (Window.day_pieces; the arrays hold one entry
 # per UTC day from `span_first`, looked up by position, which costs less than `transform`):
-# an id is in the bucket `before` when its first quarter lies before the cut, in `after` when its last lies at or
-# after it; 1970-01-01 marks a piece outside the window. A viewer in the evening of one UTC day
+# an id is in the bucket `before` when its first quarter lies before the cut, in `after` when
+# its last lies at or after it; 1970-01-01 marks a piece outside the window. A viewer in the evening of one UTC day
 # and the morning of the next is one viewer of that local date (uniq per bucket). One pass over
 # ~10,000 rows a day where the hourly states held ~40,000 entries a Kathmandu date (10M events).
 _SPAN_BUCKETS = """
@@ -231,16 +231,19 @@ _SPAN_BUCKETS = """
 
 
 def _trends_by_span(interval):
-    counters = _trends(interval).replace(_TREND_COLUMNS, """
-    sum(starts) AS starts,
-    sum(finishes) AS finishes,
-    sum(events) AS total_events,
-    toUInt64(0) AS unique_users,
-    toUInt64(0) AS unique_movies""").replace("ORDER BY bucket\n", "")
+    # The counters (sums) straight from the quarter hours of the window: one range of ~3,000
+    # small rows costs less than the three-table cover above, whose parameter sets and branches
+    # cost more to plan than these sums to add up (measured ~4 against ~13 ms at 10M).
     return f"""
 SELECT bucket, sum(starts), sum(finishes), sum(total_events), sum(unique_users), sum(unique_movies)
 FROM
-({counters}
+(
+    SELECT {BUCKETS[interval]("quarter")} AS bucket,
+        sum(starts) AS starts, sum(finishes) AS finishes, sum(events) AS total_events,
+        toUInt64(0) AS unique_users, toUInt64(0) AS unique_movies
+    FROM events_quarter_hourly
+    WHERE quarter >= %(start)s AND quarter < %(end)s
+    GROUP BY bucket
     UNION ALL
     SELECT bucket, toUInt64(0), toUInt64(0), toUInt64(0),
         uniqIf(id, kind = {VIEWER}) AS unique_users, uniqIf(id, kind = {MOVIE}) AS unique_movies
