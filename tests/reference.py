@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo
 
 
 class Window:
-    """Local dates first … last (inclusive) in zone `tz`."""
+    """Local dates first … last (inclusive) in zone `tz`; with `until` (an aware instant) only
+    the events before it."""
 
-    def __init__(self, first, last, tz="UTC"):
-        self.first, self.last, self.tz = first, last, tz
+    def __init__(self, first, last, tz="UTC", until=None):
+        self.first, self.last, self.tz, self.until = first, last, tz, until
         self.zone = ZoneInfo(tz)
 
     @classmethod
@@ -32,13 +33,25 @@ class Window:
         return event.event_time.replace(tzinfo=UTC).astimezone(self.zone)
 
     def holds(self, event):
-        return self.first <= self.local(event).date() <= self.last
+        in_time = self.until is None or event.event_time.replace(tzinfo=UTC) < self.until
+        return self.first <= self.local(event).date() <= self.last and in_time
 
     def fields(self):
         return {"from": self.first.isoformat(), "to": self.last.isoformat(), "tz": self.tz, "period_days": self.days}
 
-    def previous(self):
-        return Window(self.first - timedelta(days=self.days), self.first - timedelta(days=1), self.tz)
+    def previous(self, now=None):
+        """As many dates before `first`; when the aware `now` is inside this window, only up to
+        the same time after its first midnight as `now` is after this window's, in whole
+        quarter hours."""
+        before = Window(self.first - timedelta(days=self.days), self.first - timedelta(days=1), self.tz)
+        start = _midnight(self.first, self.zone)
+        if now is None or not start <= now < _midnight(self.last + timedelta(days=1), self.zone):
+            return before
+        quarters = (now - start) // timedelta(minutes=15)
+        cut = _midnight(before.first, self.zone) + quarters * timedelta(minutes=15)
+        if cut < _midnight(before.last + timedelta(days=1), self.zone):
+            before.until = cut
+        return before
 
 
 def local_today(now, tz):
@@ -155,10 +168,10 @@ def trend_entries(events, *, window, interval="day"):
     return [{"start": start.isoformat(), **_counters(grouped[k])} for k, start in buckets.items()]
 
 
-def trends(events, *, window, interval="day", compare=None):
+def trends(events, *, window, interval="day", compare=None, now=None):
     out = {**window.fields(), "interval": interval, "trends": trend_entries(events, window=window, interval=interval)}
     if compare == "previous_period":
-        out["previous"] = trend_entries(events, window=window.previous(), interval=interval)
+        out["previous"] = trend_entries(events, window=window.previous(now), interval=interval)
     return out
 
 

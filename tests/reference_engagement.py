@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from tests.reference import rate
+from tests.reference import Window, rate
 
 
 def half_up(numerator, denominator):
@@ -63,8 +63,9 @@ def header(first_day, last_day, tz):
             "period_days": (last_day - first_day).days + 1}
 
 
-def _summary(events, first_day, last_day, tz):
-    mine = window_events(events, first_day, last_day, tz)
+def _summary(events, first_day, last_day, tz, until=None):
+    mine = [e for e in window_events(events, first_day, last_day, tz)
+            if until is None or e.event_time.replace(tzinfo=UTC) < until]
     views = list(views_of(mine).values())
     starts = sum(e.event_type == "start" for e in mine)
     finishes = sum(e.event_type == "finish" for e in mine)
@@ -89,11 +90,14 @@ METRICS = ["starts", "finishes", "total_events", "unique_users", "unique_movies"
            "watch_time_seconds", "avg_view_duration_seconds", "completion_rate", "peak_concurrent_views"]
 
 
-def summary(events, *, first_day, last_day, tz="UTC", compare=False):
+def summary(events, *, first_day, last_day, tz="UTC", compare=False, now=None):
+    """With compare: the previous period up to the same elapsed time when `now` (aware) is in
+    the window (tests.reference.Window.previous)."""
     result = _summary(events, first_day, last_day, tz)
     if compare:
         days = (last_day - first_day).days + 1
-        previous = _summary(events, first_day - timedelta(days=days), first_day - timedelta(days=1), tz)
+        until = Window(first_day, last_day, tz).previous(now).until
+        previous = _summary(events, first_day - timedelta(days=days), first_day - timedelta(days=1), tz, until)
         result["previous"] = previous
         result["change"] = {
             m: half_up(100 * (Fraction(str(result[m])) - Fraction(str(previous[m]))), Fraction(str(previous[m])))

@@ -112,7 +112,7 @@ def summary(*, window: Window, compare: str | None = None) -> dict:
     and the change of each metric against it."""
     result = _summary_of(window)
     if compare == "previous_period":
-        previous = _summary_of(window.previous())
+        previous = _summary_of(window.previous(now=clock.now()))
         result["previous"] = previous
         result["change"] = percent_change(result, previous, list(SUMMARY_METRICS))
     return result

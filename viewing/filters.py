@@ -84,7 +84,7 @@ class TrendsFilterSerializer(WindowFilterSerializer):
     compare = serializers.ChoiceField(
         choices=COMPARISONS, required=False,
         help_text="previous_period: add `previous`, the entries of the window of as many dates ending the "
-        "date before `from`.",
+        "date before `from` (while the window is in progress, counted up to the same elapsed time).",
     )
 
     def validate(self, attrs):

@@ -8,7 +8,7 @@ from django.db import DatabaseError, connections
 
 from analytics_site.exceptions import database_error_summary
 
-from . import queries
+from . import clock, queries
 from .windows import Window
 
 HOURS = range(24)
@@ -154,7 +154,7 @@ def trend_entries(*, window: Window, interval: str = "day") -> list[dict]:
 def trends(*, window: Window, interval: str = "day", compare: str | None = None) -> dict:
     result = {**window.fields(), "interval": interval, "trends": trend_entries(window=window, interval=interval)}
     if compare == "previous_period":
-        result["previous"] = trend_entries(window=window.previous(), interval=interval)
+        result["previous"] = trend_entries(window=window.previous(now=clock.now()), interval=interval)
     return result
 
 

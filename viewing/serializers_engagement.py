@@ -12,7 +12,8 @@ from .windows import MAX_DATES, MAX_HOURLY_DATES
 class SummaryFilterSerializer(WindowFilterSerializer):
     compare = serializers.ChoiceField(
         choices=["previous_period"], required=False,
-        help_text="previous_period: add the previous window (as many dates, ending the date before `from`) and the change.",
+        help_text="previous_period: add the previous window (as many dates, ending the date before `from`; while "
+        "the window is in progress, counted up to the same elapsed time) and the change.",
     )
 
 

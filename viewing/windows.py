@@ -12,7 +12,7 @@ database as the only source of truth.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,11 +54,14 @@ def local_today(tz: ZoneInfo, now: datetime) -> date:
 
 @dataclass(frozen=True)
 class Window:
-    """The local dates `first` … `last` (both included) in the zone named `tz`."""
+    """The local dates `first` … `last` (both included) in the zone named `tz`. `until` (naive
+    UTC, on a quarter hour) ends its events earlier than the end of `last`: a previous period
+    cut at the span that has passed of the window it is compared with (`previous`)."""
 
     first: date
     last: date
     tz: str = "UTC"
+    until: datetime | None = None
 
     @classmethod
     def of_days(cls, days: int, *, tz: str = "UTC", now: datetime) -> Window:
@@ -81,15 +84,28 @@ class Window:
 
     @property
     def end(self) -> datetime:
-        """The instant after the window (naive UTC): the next date's local midnight."""
-        return local_midnight(self.last + timedelta(days=1), self.zone)
+        """The instant after the window's events (naive UTC): the next date's local midnight,
+        or `until` when that comes first."""
+        after = local_midnight(self.last + timedelta(days=1), self.zone)
+        return min(after, self.until) if self.until is not None else after
 
     def dates(self) -> list[date]:
         return [self.first + timedelta(days=i) for i in range(self.days)]
 
-    def previous(self) -> Window:
-        """The previous period: as many dates, ending the date before `first`."""
-        return Window(self.first - timedelta(days=self.days), self.first - timedelta(days=1), self.tz)
+    def previous(self, now: datetime | None = None) -> Window:
+        """The previous period: as many dates, ending the date before `first`. When the aware
+        instant `now` lies inside this window (a window ending today), the previous period
+        counts only as much of itself as has passed of this one — the same elapsed time from
+        its first midnight, in whole quarter hours (the grain of the aggregates) — so that
+        today so far is compared with yesterday up to the same time, not with all of it."""
+        before = Window(self.first - timedelta(days=self.days), self.first - timedelta(days=1), self.tz)
+        if now is None:
+            return before
+        moment = now.astimezone(UTC).replace(tzinfo=None)
+        if not self.start <= moment < self.end:
+            return before
+        cut = before.start + (moment - self.start) // QUARTER_DELTA * QUARTER_DELTA
+        return replace(before, until=cut) if cut < before.end else before
 
     def fields(self) -> dict:
         """What every analytics response says about its window."""
@@ -244,7 +260,8 @@ class Window:
             return [(d, {"date": d}) for d in self.dates()]
         if interval == "hour":
             tz, out = self.zone, []
-            moment, end = self.start, self.end
+            # Every hour of the dates, also those after `until` (zero-filled).
+            moment, end = self.start, local_midnight(self.last + timedelta(days=1), tz)
             while moment < end:
                 aware = moment.replace(tzinfo=UTC)
                 out.append((_epoch(moment), {"start": aware.astimezone(tz).isoformat()}))

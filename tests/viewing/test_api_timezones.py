@@ -141,7 +141,7 @@ def test_every_endpoint_matches_the_reference_in_the_zone(stored, client, frozen
             if interval == "hour" and window.days > 31:
                 continue
             assert get(client, "trends", **params, interval=interval, compare="previous_period") == reference.trends(
-                events, window=window, interval=interval, compare="previous_period"
+                events, window=window, interval=interval, compare="previous_period", now=frozen_now
             ), (params, interval)
         assert get(client, "trends", **params) == reference.trends(events, window=window)
 
@@ -389,3 +389,32 @@ def test_half_hour_zones_across_their_clock_changes_match_the_reference(ch, clie
         for interval in ("day", "week", "month", "hour"):
             assert get(client, "trends", **params, interval=interval) == reference.trends(
                 events, window=window, interval=interval), (params, interval)
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Asia/Kathmandu", "America/New_York"])
+def test_a_window_in_progress_is_compared_with_the_same_elapsed_span(ch, client, frozen_now, tz):
+    """Today so far against the previous date up to the same time: at 23:58 UTC (the frozen
+    clock) the previous date of a window ending today counts its events up to 23:45 after its
+    midnight (whole quarter hours), trends and summary alike; a window in the past compares
+    whole dates."""
+    rng = random.Random(17)
+    viewer, movie = seeded_uuid(rng), seeded_uuid(rng)
+    today = reference.local_today(frozen_now, tz)
+    zone = ZoneInfo(tz)
+    elapsed = frozen_now - datetime.combine(today, time(), tzinfo=zone)
+    quarter = elapsed // timedelta(minutes=15) * timedelta(minutes=15)
+    yesterday = datetime.combine(today - timedelta(days=1), time(), tzinfo=zone)
+    moments = [yesterday + quarter - timedelta(seconds=1), yesterday + quarter, yesterday + quarter + timedelta(minutes=5),
+               yesterday + timedelta(hours=1), frozen_now - timedelta(minutes=1)]
+    events = [Event(id=seeded_uuid(rng), user_id=viewer, movie_id=movie, event_type="start", position_seconds=0,
+                    event_time=m.astimezone(UTC).replace(tzinfo=None), session_id=seeded_uuid(rng)) for m in moments]
+    post_batch(client, [payload(e, rng, time_format="iso_z") for e in events])
+    body = get(client, "trends", tz=tz, days=1, compare="previous_period")
+    assert body == reference.trends(events, window=reference.Window(today, today, tz), compare="previous_period",
+                                    now=frozen_now)
+    assert body["previous"][0]["total_events"] == 2  # not the two from the same quarter hour on
+    summary = get(client, "summary", tz=tz, days=1, compare="previous_period")
+    assert (summary["total_events"], summary["previous"]["total_events"]) == (1, 2)
+    assert summary["previous"]["from"] == summary["previous"]["to"] == (today - timedelta(days=1)).isoformat()
+    past = {"from": (today - timedelta(days=1)).isoformat(), "to": (today - timedelta(days=1)).isoformat()}
+    assert get(client, "summary", tz=tz, compare="previous_period", **past)["total_events"] == 4

@@ -58,7 +58,8 @@ def test_summary_matches_the_reference(stored, client, frozen_now, tz):
     for days in (1, 2, 3, 7, 10):
         expected = reference.summary(events, first_day=today - timedelta(days=days - 1), last_day=today, tz=tz)
         assert get(client, "summary", days=days, tz=tz) == expected, days
-    expected = reference.summary(events, first_day=today - timedelta(days=3), last_day=today, tz=tz, compare=True)
+    expected = reference.summary(events, first_day=today - timedelta(days=3), last_day=today, tz=tz, compare=True,
+                                 now=frozen_now)
     assert get(client, "summary", days=4, tz=tz, compare="previous_period") == expected
     first, last = today - timedelta(days=5), today - timedelta(days=2)
     assert get(client, "summary", **{"from": first, "to": last, "tz": tz}) == reference.summary(

@@ -162,3 +162,31 @@ def test_hour_of_day_quarters_give_the_local_hour_of_every_quarter(tz, first, la
         local = moment.replace(tzinfo=UTC).astimezone(ZoneInfo(tz))
         assert (q + quarters["quarter_shift"]) % 96 == (local.hour * 60 + local.minute) // 15
         moment += timedelta(minutes=15)
+
+
+@pytest.mark.parametrize("tz", ZONES)
+@pytest.mark.parametrize("first, last", [(date(2026, 10, 20), date(2026, 11, 2)), (date(2026, 3, 29), date(2026, 3, 29)),
+                                         (date(2026, 11, 1), date(2026, 11, 1))])
+def test_a_window_holding_now_is_compared_with_the_same_elapsed_span(tz, first, last):
+    """compare=previous_period while the window is in progress: the previous period ends as long
+    after its first midnight as `now` is after the window's, in whole quarter hours; with `now`
+    outside the window it is all of its dates. As the reference (tests/reference.py)."""
+    window = Window(first, last, tz)
+    ref = reference.Window(first, last, tz)
+    start = window.start.replace(tzinfo=UTC)
+    for offset in (timedelta(0), timedelta(minutes=14, seconds=59), timedelta(hours=13, minutes=7),
+                   window.end - window.start - timedelta(seconds=1), window.end - window.start, timedelta(days=-1)):
+        now = start + offset
+        previous, theirs = window.previous(now=now), ref.previous(now)
+        assert (previous.first, previous.last) == (theirs.first, theirs.last) == (window.previous().first, window.previous().last)
+        expected_end = theirs.until or datetime.combine(theirs.last + timedelta(days=1), datetime.min.time(),
+                                                         tzinfo=ZoneInfo(tz)).astimezone(UTC)
+        assert previous.end == expected_end.replace(tzinfo=None), (offset, previous)
+        if timedelta(0) <= offset < window.end - window.start:
+            assert previous.end - previous.start == min(offset // timedelta(minutes=15) * timedelta(minutes=15),
+                                                        window.previous().end - window.previous().start)
+        else:
+            assert previous == window.previous()
+    # The hour buckets of a cut period still cover its dates (the hours after the cut are zeros).
+    cut = window.previous(now=start + timedelta(hours=5))
+    assert cut.buckets("hour") == window.previous().buckets("hour")
