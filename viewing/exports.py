@@ -51,19 +51,22 @@ _COMMON_SETTINGS = """
 # 10M-event export takes longer than CLICKHOUSE_QUERY_TIMEOUT, and a client that leaves
 # cancels it).
 
-# A slice of a window (CSV, JSON lines): sorted in memory, read by two threads whatever the
-# number of parts. Reading in the table's order instead (optimize_read_in_order) costs
-# ~3.6 MB per part of the table on top of the sort (measured: 7 parts, 25 MB), so it grows
-# with the parts a month partition happens to have.
+# A slice of a window (CSV, JSON lines, the rows of a Parquet file): read and sorted in
+# memory by one thread, whatever the number of parts. Reading in the table's order instead
+# (optimize_read_in_order) costs ~3.6 MB per part of the table on top of the sort (measured:
+# 7 parts, 25 MB), so it grows with the parts a month partition happens to have; a second
+# thread made a slice no faster on 2 shared cores (0.13-0.19 s against 0.26-0.36 s for a
+# 12-hour slice of 200,000 events).
 SLICE_SETTINGS = f"""
 SETTINGS{_COMMON_SETTINGS},
     optimize_read_in_order = 0,
-    max_threads = 2
+    max_threads = 1
 """
 
-# One file of the whole window (Parquet, one query): the days read in order and sorted one
-# at a time, without buffering ahead (measured on 1M events: 29 MB instead of 86 MB);
-# row groups of 100,000 rows, the writer holds one before it sends it.
+# One file of the whole window in one query: Parquet on a ClickHouse server (whose queries
+# cannot read each other's output, see SLICES_AS_ONE_FILE). The days read in order and sorted
+# one at a time, without buffering ahead (measured on 1M events: 29 MB instead of 86 MB);
+# row groups and bloom filters as in SLICES_AS_ONE_FILE.
 WHOLE_SETTINGS = f"""
 SETTINGS{_COMMON_SETTINGS},
     output_format_parquet_row_group_size = 100000,
@@ -87,7 +90,7 @@ ORDER BY event_time, id
 # A window's events, optionally of one user, one movie, one type (a NULL parameter is no
 # filter), as one query. ORDER BY starts with the table's first sort key, toDate(event_time),
 # so the engine reads the days in order and sorts one day at a time instead of the whole
-# window. Parquet only: its file cannot be made of several queries' outputs.
+# window. Parquet on a server only.
 WINDOW_EVENTS = f"""
 SELECT {_COLUMNS}
 FROM viewing_events

@@ -117,7 +117,7 @@ def test_the_settings_that_keep_an_exports_memory_flat():
     for sql in (exports.SLICE_EVENTS, exports.USER_EVENTS):
         s = _settings(sql)
         assert s["optimize_read_in_order"] == "0"  # ~3.6 MB per part of the table otherwise
-        assert s["max_threads"] == "2" and s["output_format_parallel_formatting"] == "0"
+        assert s["max_threads"] == "1" and s["output_format_parallel_formatting"] == "0"
     for sql in (exports.SLICES_AS_ONE_FILE, exports.WINDOW_EVENTS):
         s = _settings(sql)
         assert s["output_format_parquet_write_bloom_filter"] == "0"  # kept to the end of the file
