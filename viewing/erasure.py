@@ -40,7 +40,7 @@ from django.db import connections
 from . import ddl
 from .aggregates import aggregates_rebuild, fed_views
 from .services import store_lock, unfinished_inserts
-from .suppression import user_suppress
+from .suppression import user_suppress, user_unsuppress
 
 log = logging.getLogger(__name__)
 
@@ -144,3 +144,21 @@ def user_erase(*, user_id: uuid.UUID, requested_by: str, api_key_prefix: str = "
     log.info("Erased user %s: %d events, %d dates rebuilt, %.2f s (%s)", user_id, len(ids), len(dates), seconds,
              requested_by)
     return {"user_id": str(user_id), "events_deleted": len(ids)}
+
+
+def suppression_lift(*, user_id: uuid.UUID, requested_by: str, reason: str, using: str = "clickhouse") -> dict:
+    """Undo a suppression entry made by mistake: `user_id` leaves the suppression list, so
+    their events from now on are stored (what was erased stays erased), and the lift is
+    recorded beside the erasures. Returns {"user_id", "was_suppressed"}."""
+    if settings.CLICKHOUSE_CLUSTER:
+        raise ErasureUnsupported("Lifting a suppression is not available on a ClickHouse cluster yet.")
+    from analytics_site.privacy.models import SuppressionLift
+
+    with connections[using].cursor() as cursor, store_lock:
+        was_suppressed = user_unsuppress(cursor, user_id=user_id)
+    SuppressionLift.objects.create(
+        user_id=user_id, requested_by=requested_by[:120], reason=reason, was_suppressed=was_suppressed,
+    )
+    log.info("Suppression of user %s lifted (%s; was on the list: %s): %s", user_id, requested_by, was_suppressed,
+             reason)
+    return {"user_id": str(user_id), "was_suppressed": was_suppressed}

@@ -30,6 +30,8 @@ FROM suppressed_users
 WHERE user_id IN (SELECT toUUID(arrayJoin(splitByChar(',', %(users)s))))
 """
 SUPPRESS = "INSERT INTO suppressed_users (user_id, suppressed_at) VALUES"
+IS_SUPPRESSED = "SELECT count() FROM suppressed_users WHERE user_id = %(user_id)s"
+UNSUPPRESS = "DELETE FROM suppressed_users WHERE user_id = %(user_id)s"
 # Up to this many users the list is kept in memory (~10 MB): checking a batch is then one
 # tiny query and a set intersection, ~0.1 µs per event, where asking with the batch's users
 # costs the driver and the engine ~3 µs per user (10,000 users: ~35 ms).
@@ -79,6 +81,17 @@ def user_suppress(cursor, *, user_id) -> None:
     process has checked the list and not yet written (its rows are then found by the delete
     that follows)."""
     cursor.executemany(SUPPRESS, [(_as_uuid(user_id), int(time.time()))])
+
+
+def user_unsuppress(cursor, *, user_id) -> bool:
+    """Take `user_id` off the list (a synchronous lightweight DELETE); True when they were on
+    it. The caller holds the store lock. Their erased events stay erased; their events from
+    now on are stored. The list's version changes, so no cached copy keeps them."""
+    params = {"user_id": _as_uuid(user_id)}
+    ((count,),) = _rows(cursor, IS_SUPPRESSED, params)
+    if count:
+        cursor.execute(UNSUPPRESS, params)
+    return bool(count)
 
 
 def suppression_recheck(*, users: Iterable, using: str = "clickhouse", embedded: bool | None = None) -> list:

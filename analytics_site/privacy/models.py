@@ -1,5 +1,6 @@
 """The erasure record: one row per erasure of a viewer, kept in Django's database (an audit
-trail next to the API keys that ask for erasures), never edited."""
+trail next to the API keys that ask for erasures), never edited; and the record of each
+suppression lifted (an operator undoing a suppression entry made by mistake)."""
 
 from django.db import models
 
@@ -24,3 +25,23 @@ class ErasureRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} erased at {self.erased_at:%Y-%m-%d %H:%M:%S} ({self.events_deleted} events)"
+
+
+class SuppressionLift(models.Model):
+    """A viewer taken off the suppression list: when, by which command, and why."""
+
+    user_id = models.UUIDField("user id", db_index=True, help_text="The viewer taken off the suppression list.")
+    lifted_at = models.DateTimeField("lifted at", auto_now_add=True, db_index=True)
+    requested_by = models.CharField("requested by", max_length=120, help_text="The command that lifted it.")
+    reason = models.TextField("reason", help_text="Why, as the operator gave it.")
+    was_suppressed = models.BooleanField(
+        "was suppressed", help_text="Whether the viewer was on the list (lifting an absent entry changes nothing)."
+    )
+
+    class Meta:
+        ordering = ("-lifted_at", "-id")
+        verbose_name = "suppression lifted"
+        verbose_name_plural = "suppressions lifted"
+
+    def __str__(self) -> str:
+        return f"{self.user_id} lifted at {self.lifted_at:%Y-%m-%d %H:%M:%S}"
