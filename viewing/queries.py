@@ -261,6 +261,31 @@ ORDER BY bucket
 
 TRENDS_BY_SPAN = {interval: _trends_by_span(interval) for interval in ("day", "week", "month")}
 
+# The same where the zone's offset is one number over the window (Kathmandu, Kolkata always; New
+# York between its clock changes): every UTC day is cut at the same quarter (`span_cut`), the
+# quarters before it have the local date day + `span_shift`, those from it on the next one, so
+# the bucket is arithmetic instead of three array look-ups per row (~20 % less CPU at 10M);
+# local dates outside [`span_from`, `span_to`] are the window's edges.
+_OF_LOCAL_DATE = {"day": "{}", "week": "toMonday({})", "month": "toStartOfMonth({})"}
+
+
+def _trends_by_constant_span(interval):
+    span = f"""
+    SELECT {_OF_LOCAL_DATE[interval].format("local")} AS bucket, toUInt64(0), toUInt64(0), toUInt64(0),
+        uniqIf(id, kind = {VIEWER}) AS unique_users, uniqIf(id, kind = {MOVIE}) AS unique_movies
+    FROM active_span_daily
+    ARRAY JOIN [if(first < %(span_cut)s, day + %(span_shift)s, toDate(0)),
+                if(last >= %(span_cut)s, day + (%(span_shift)s + 1), toDate(0))] AS local
+    WHERE day >= %(span_first)s AND day < %(span_end)s AND local BETWEEN %(span_from)s AND %(span_to)s
+    GROUP BY bucket"""
+    general = _trends_by_span(interval)
+    i = general.index("    SELECT bucket, toUInt64(0), toUInt64(0), toUInt64(0),")
+    j = general.index("    GROUP BY bucket\n)") + len("    GROUP BY bucket")
+    return general[:i] + span.lstrip("\n") + general[j:]
+
+
+TRENDS_BY_CONSTANT_SPAN = {interval: _trends_by_constant_span(interval) for interval in ("day", "week", "month")}
+
 # Peak hours: the window folded onto the local hour of day (0..23), merging the user states of
 # the same hour across days (a viewer seen at 21:00 on two days is one viewer of hour 21). On a
 # day whose clock goes back both passes through the repeated hour fall in that one hour.

@@ -87,7 +87,11 @@ def statement(endpoint: str, *, window: Window, interval: str = "day", **params)
         "span_before": [before or NO_DATE for _day, _cut, before, _after in pieces],
         "span_after": [after or NO_DATE for *_, after in pieces],
     } if by_span else {}
-    return (queries.TRENDS_BY_SPAN if by_span else queries.TRENDS)[interval], {
+    constant = window.constant_cut() if by_span else None
+    if constant:
+        span.update(span_cut=constant[0], span_shift=constant[1], span_from=window.first, span_to=window.last)
+    chosen = queries.TRENDS_BY_CONSTANT_SPAN if constant else queries.TRENDS_BY_SPAN if by_span else queries.TRENDS
+    return chosen[interval], {
         **span,
         **_shift_params(window),
         # A date or hour no window holds stands in for an empty set (ClickHouse types [] as

@@ -189,6 +189,16 @@ class Window:
             day += timedelta(days=1)
         return out
 
+    def constant_cut(self) -> tuple[int, int] | None:
+        """Where the offset is one number over the window (and no `until` cuts it): (k, shift)
+        such that the quarter hours of UTC date d before quarter k have the local date d + shift
+        and the others d + shift + 1 (k = 96: all of them d + shift). Else None."""
+        shift = self.shift()
+        if len(shift["transitions"]) > 1 or self.until is not None:
+            return None
+        days, rest = divmod(shift["offsets"][0], 86400)
+        return ((86400 - rest) // QUARTER if rest else 96), days
+
     def hour_of_day_quarters(self) -> dict | None:
         """For peak hours off whole hours from active_span_daily's quarter bits: the window's
         first and last UTC dates, the bits of their quarter hours inside the window (as decimal

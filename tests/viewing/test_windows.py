@@ -190,3 +190,23 @@ def test_a_window_holding_now_is_compared_with_the_same_elapsed_span(tz, first, 
     # The hour buckets of a cut period still cover its dates (the hours after the cut are zeros).
     cut = window.previous(now=start + timedelta(hours=5))
     assert cut.buckets("hour") == window.previous().buckets("hour")
+
+
+@pytest.mark.parametrize("tz", ZONES + ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
+@pytest.mark.parametrize("first, last", [(date(2026, 11, 2), date(2026, 11, 4)), (date(2026, 3, 27), date(2026, 4, 6))])
+def test_constant_cut_gives_the_local_date_of_every_quarter_hour(tz, first, last):
+    """Where the offset is one number over the window: the quarter hours of UTC date d before k
+    have the local date d + shift, the others the next one (+14:00 and -11:00 included)."""
+    window = Window(first, last, tz)
+    constant = window.constant_cut()
+    if len(window.shift()["transitions"]) > 1:
+        assert constant is None
+        return
+    k, shift = constant
+    moment = window.start.replace(hour=0, minute=0)
+    while moment < window.end:
+        q = (moment.hour * 60 + moment.minute) // 15
+        local = moment.replace(tzinfo=UTC).astimezone(ZoneInfo(tz)).date()
+        assert local == moment.date() + timedelta(days=shift + (q >= k)), moment
+        moment += timedelta(minutes=15)
+    assert window.previous(now=window.start.replace(tzinfo=UTC) + timedelta(hours=1)).constant_cut() is None
