@@ -41,6 +41,9 @@ STORED_SQL = {
                      "toString(min(first_time)), toString(max(last_time)), min(low), max(high), sum(events), "
                      "sum(starts), sum(finishes) FROM view_segments "
                      "GROUP BY movie_id, bucket, session_id, user_id ORDER BY 1, 2, 3, 4",
+    "active_span_daily": "SELECT toString(day), kind, toString(id), min(first), max(last), "
+                         "toString(groupBitOr(quarters)) FROM active_span_daily GROUP BY day, kind, id "
+                         "ORDER BY 1, 2, 3",
     # Only the last two hours are kept (the view's WHERE, then a TTL): compared from a cutoff
     # a little later, so an event near the edge counts on neither side.
     "recent_events": "SELECT toString(event_time), toString(movie_id), toString(session_id), toString(user_id), "
@@ -84,6 +87,7 @@ def expected_tables(events, cutoff):
     trends = defaultdict(lambda: [0, 0, 0, set(), set()])
     segments = {}
     recent = []
+    spans = {}  # (day, kind: 0 viewer / 1 movie, id) -> [first, last, bits] of its UTC quarter hours
     for e in events:
         t, user, movie, session = e["event_time"], str(e["user_id"]), str(e["movie_id"]), e["session_id"]
         session = None if session is None else str(session)
@@ -118,6 +122,10 @@ def expected_tables(events, cutoff):
                              s[4] + 1, s[5] + start, s[6] + finish]
         if session is not None and t > cutoff:
             recent.append([_text(t), movie, session, user, int(finish)])
+        quarter = (t.hour * 60 + t.minute) // 15
+        for who in ((day, 0, user), (day, 1, movie)):
+            first, last, bits = spans.get(who, (quarter, quarter, 0))
+            spans[who] = (min(first, quarter), max(last, quarter), bits | 1 << quarter)
     return {
         "viewing_events": sorted(raw),
         "event_ids": sorted(ids),
@@ -128,4 +136,5 @@ def expected_tables(events, cutoff):
         "trends_hourly": [[h, n, s, f, len(us), len(ms)] for h, (n, s, f, us, ms) in sorted(trends.items())],
         "view_segments": [[*key, _text(v[0]), _text(v[1]), *v[2:]] for key, v in sorted(segments.items())],
         "recent_events": sorted(recent),
+        "active_span_daily": [[*who, first, last, str(bits)] for who, (first, last, bits) in sorted(spans.items())],
     }
