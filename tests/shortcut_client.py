@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from django.test import Client
 from django.test.client import ClientHandler
 
-from viewing.event_shortcut import event_shortcut
+from viewing.event_shortcut import event_shortcut, request_done
 
 
 class _ShortcutHandler(ClientHandler):
@@ -22,6 +22,8 @@ class _ShortcutHandler(ClientHandler):
         request_finished.disconnect(close_old_connections)
         try:
             answer = event_shortcut(environ)
+            if answer is not None:
+                request_done()  # the answer is "sent"
         finally:
             request_started.connect(close_old_connections)
             request_finished.connect(close_old_connections)

@@ -142,7 +142,9 @@ def _authorized(environ):
 
 def event_shortcut(environ):
     """Answer a well-formed, authorized single event: (status line, headers, body), or None
-    for Django to answer (environ['wsgi.input'] then reads the same body again)."""
+    for Django to answer (environ['wsgi.input'] then reads the same body again). With an
+    answer the caller sends Django's request_finished once the answer is written
+    (`request_done`), as Django does when the server closes its response."""
     if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != PATH or environ.get("QUERY_STRING"):
         return None
     if environ.get("CONTENT_TYPE", "").lower() not in _JSON_TYPES or environ.get("HTTP_ACCEPT", "") not in _ACCEPT_ANY:
@@ -160,10 +162,20 @@ def event_shortcut(environ):
     # Django's two signals, as its handler sends them: their receivers close the database
     # connections a request leaves (a key look-up, the insert) as they would after a view.
     request_started.send(sender=__name__, environ=environ)
+    answer = None
     try:
-        return _answer(environ, length, secure, started)
+        answer = _answer(environ, length, secure, started)
+        return answer
     finally:
-        request_finished.send(sender=__name__)
+        if answer is None:
+            request_done()
+
+
+def request_done() -> None:
+    """Django's request_finished for an answered event. After the answer is sent, not before:
+    closing the engine connection a flush used waits while another insert runs, and the
+    request that led the flush would wait for it too."""
+    request_finished.send(sender=__name__)
 
 
 def _answer(environ, length, secure, started):
@@ -213,6 +225,13 @@ def with_event_shortcut(application):
             return application(environ, start_response)
         status, headers, payload = answer
         start_response(status, headers)
-        return [payload]
+        return _Body([payload])
 
     return shortcut_application
+
+
+class _Body(list):
+    """The answer's body; the server calls close() once it is sent (PEP 3333)."""
+
+    def close(self):
+        request_done()

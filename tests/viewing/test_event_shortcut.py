@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.core.signals import request_finished
 from django.db import connections
 from django.test import Client, override_settings
 from django.utils import timezone
@@ -174,25 +175,40 @@ def test_the_short_path_logs_and_measures_its_requests(ch, caplog):
     assert line.getMessage().startswith(f"POST {EVENTS} 201 ") and line.key_prefix == secret.split(".")[0]
 
 
-def wsgi_post(body, secret):
+def wsgi_post(body, secret, started=None):
     """The server's own WSGI application (analytics_site.wsgi), called as gunicorn calls it."""
+    started = [] if started is None else started
     environ = {"REQUEST_METHOD": "POST", "PATH_INFO": EVENTS, "SCRIPT_NAME": "", "QUERY_STRING": "",
                "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)), "SERVER_NAME": "127.0.0.1",
                "SERVER_PORT": "8006", "HTTP_HOST": "127.0.0.1:8006", "HTTP_AUTHORIZATION": f"Api-Key {secret}",
                "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http", "SERVER_PROTOCOL": "HTTP/1.1",
                "REMOTE_ADDR": "127.0.0.1", "wsgi.errors": io.StringIO()}
-    started = []
     chunks = application(environ, lambda status, hdrs, exc_info=None: started.append(status))
     try:
-        return started[0], b"".join(chunks)
+        payload = b"".join(chunks)
+        started.append("body taken")
+        return started[0], payload
     finally:
         getattr(chunks, "close", lambda: None)()
 
 
 def test_the_servers_wsgi_application_takes_the_short_path_and_hands_the_body_on(ch):
     secret = key("ingest")
-    status, body = wsgi_post(json.dumps(event()).encode(), secret)
+    finished = []
+
+    def on_finished(**kwargs):
+        finished.append(started_answers[:])
+
+    started_answers = []
+    request_finished.connect(on_finished, dispatch_uid="shortcut-test")
+    try:
+        status, body = wsgi_post(json.dumps(event()).encode(), secret, started_answers)
+    finally:
+        request_finished.disconnect(dispatch_uid="shortcut-test")
     assert status == "201 Created" and json.loads(body)["event_type"] == "start"
+    # Django's request_finished (closing the connections the flush used) once the answer was
+    # started and its body handed over, not before: the leader of a flush answers first.
+    assert finished == [["201 Created", "body taken"]]
     status, body = wsgi_post(json.dumps(event(movie_id="nope")).encode(), secret)  # Django re-reads the body
     assert status.startswith("400") and "movie_id" in json.loads(body)
     assert stored() == 1
