@@ -46,7 +46,7 @@ from analytics_site.exceptions import api_exception_handler
 from analytics_site.middleware import request_logged
 
 from . import clock
-from .events import EventInvalid, normalize_event
+from .events import normalize_event
 from .ingest_buffer import event_ingest
 from .serializers import stored_event_body
 
@@ -179,21 +179,24 @@ def request_done() -> None:
 
 
 def _answer(environ, length, secure, started):
-    api_key = _authorized(environ)
+    # Until the event is handed to the buffer nothing has happened that Django would not do
+    # again: whatever goes wrong before (a refused event, not JSON, the keys' database failing,
+    # anything unforeseen) is Django's to answer, the way it answers it.
+    try:
+        api_key = _authorized(environ)
+    except Exception:
+        return None
     if api_key is None:
         return None
     body = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(body)  # for Django, if it answers after all
     try:
         data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if type(data) is not dict:
-        return None
-    now = clock.now()
-    try:
+        if type(data) is not dict:
+            return None
+        now = clock.now()
         event = normalize_event(data, now=now, retention_days=settings.RETENTION_DAYS, default_time=now)
-    except EventInvalid:
+    except Exception:  # EventInvalid above all
         return None
     # Checked after the rules, as DRF counts a request before its view runs: a refused event
     # goes to Django uncounted here, so it is counted once; a throttled one twice (over anyway).

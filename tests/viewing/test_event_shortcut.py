@@ -212,3 +212,16 @@ def test_the_servers_wsgi_application_takes_the_short_path_and_hands_the_body_on
     status, body = wsgi_post(json.dumps(event(movie_id="nope")).encode(), secret)  # Django re-reads the body
     assert status.startswith("400") and "movie_id" in json.loads(body)
     assert stored() == 1
+
+
+def test_anything_unforeseen_before_the_store_is_left_to_django(ch, monkeypatch):
+    secret = key("ingest")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the short path")
+
+    monkeypatch.setattr("viewing.event_shortcut.normalize_event", broken)
+    response, taken = short_path(lambda: ShortcutClient().post(EVENTS, event(), content_type="application/json",
+                                                               headers=headers(secret)))
+    assert not taken and response.status_code == 201  # Django's own path stored it
+    assert stored() == 1
