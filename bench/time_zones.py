@@ -25,19 +25,20 @@ import resource
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from . import procs
 from .stats import median_of_rounds, summary
 
 ZONES = ("UTC", "Asia/Kathmandu", "Asia/Kolkata", "America/New_York")
 DAYS = 30
+LAST = None  # the windows' last date (--last); None: today (UTC)
 
 
 def _window(tz, days=DAYS):
     from viewing.windows import Window
 
-    last = datetime.now(UTC).date()
+    last = LAST or datetime.now(UTC).date()
     return Window(last - timedelta(days=days - 1), last, tz)
 
 
@@ -166,6 +167,8 @@ def part_http(args, users, movie):
         "retention (top movie)": lambda w: [f"/api/v1/analytics/content/{movie}/retention?{w}"],
         "concurrency by day": lambda w: [f"/api/v1/analytics/concurrency?{w}&interval=day"],
     }
+    if args.reads:
+        paths = {k: v for k, v in paths.items() if k in args.reads}
     headers = procs.api_key(args.var_dir)
     names = {f"{read}|{tz}": (read, tz) for read in paths for tz in ZONES}
     with procs.Server(args.var_dir) as server:
@@ -195,7 +198,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--count", type=int, default=10, help="calls per case and round")
     parser.add_argument("--users", type=int, default=50, help="users for user stats")
+    parser.add_argument("--last", type=date.fromisoformat, help="the windows' last date (default: today, UTC)")
     args = parser.parse_args(argv)
+    global LAST
+    LAST = args.last
     args.var_dir = os.path.abspath(args.var_dir)
     args.reads = set(args.reads.split(",")) if args.reads else None
     if args.generate:
@@ -209,6 +215,8 @@ def main(argv=None):
                  "--rounds", str(args.rounds), "--count", str(args.count), "--users", str(args.users)]
         if args.reads:
             child += ["--reads", ",".join(sorted(args.reads))]
+        if args.last:
+            child += ["--last", args.last.isoformat()]
         import subprocess
 
         subprocess.run(child, check=True, cwd=procs.ROOT)
