@@ -203,6 +203,10 @@ def _answer(environ, length, secure, started):
     request = _Request(environ, api_key)
     if not ScopedKeyThrottle().allow_request(request, _View):
         return None  # Django answers the 429
+    # The 201's body is rendered before the wait: when a flush is done, every request it held
+    # wakes at once and they answer one after the other under the GIL, so what each does after
+    # its flush is what the last of a few hundred waits for.
+    created = _RENDERER.render(stored_event_body(event))
     try:
         event_ingest(event=event)
     except Exception as exc:
@@ -213,7 +217,7 @@ def _answer(environ, length, secure, started):
         else:
             status, payload = response.status_code, _RENDERER.render(response.data)
     else:
-        status, payload = 201, _RENDERER.render(stored_event_body(event))
+        status, payload = 201, created
     seconds = time.perf_counter() - started
     request_logged(method="POST", path=PATH, route=ROUTE, status=status, seconds=seconds, key_prefix=api_key.prefix)
     return f"{status} {HTTPStatus(status).phrase}", _headers(secure, len(payload)), payload
