@@ -55,6 +55,22 @@ ROUTE = "api/v1/analytics/events"  # the URL pattern, as RequestLogMiddleware la
 _JSON_TYPES = {"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"}
 _ACCEPT_ANY = {"", "*/*", "application/json", "application/*"}
 _RENDERER = JSONRenderer()
+# The middleware whose effect on an accepted event this module reproduces (headers, host and
+# HTTPS checks, the log line). A middleware added to settings.MIDDLEWARE would not run for
+# the events answered here: tests/viewing/test_event_shortcut.py fails until this list, and
+# this module, say what it means for them.
+MIRRORED_MIDDLEWARE = (
+    "analytics_site.middleware.RequestLogMiddleware",
+    "analytics_site.exceptions.JsonErrorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+)
 # Django's logger of unexpected errors: a bug here is logged as one in a view would be.
 _errors = logging.getLogger("django.request")
 

@@ -225,3 +225,13 @@ def test_anything_unforeseen_before_the_store_is_left_to_django(ch, monkeypatch)
                                                                headers=headers(secret)))
     assert not taken and response.status_code == 201  # Django's own path stored it
     assert stored() == 1
+
+
+def test_every_middleware_of_the_django_path_is_one_the_short_path_accounts_for():
+    """A middleware added later would silently not run for accepted single events: this fails
+    until event_shortcut.MIRRORED_MIDDLEWARE (and what the module does) is brought along."""
+    from django.conf import settings
+
+    from viewing.event_shortcut import MIRRORED_MIDDLEWARE
+
+    assert tuple(settings.MIDDLEWARE) == MIRRORED_MIDDLEWARE
