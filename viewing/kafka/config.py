@@ -1,6 +1,7 @@
 """The consumer's configuration: one `ConsumerConfig`, built from Django settings, checked
 once, and turned into kafka-python's options."""
 
+import gc
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,22 @@ from .errors import ConfigurationError
 # ~15 % faster than 1 or 2 MiB, and no better at 16 MiB. Buffered data stays bounded: at most
 # this per assigned partition, and kafka-python's fetch_max_bytes (50 MiB) per broker.
 FETCH_PARTITION_BYTES = 4 * 1024 * 1024
+
+
+# The cyclic garbage collector's thresholds for a consumer process (consume_stream). With the
+# defaults (700, 10, 10) it walks the batches' tens of thousands of row dicts, UUIDs and records
+# over and over (perf: ~18 % of consume_stream's CPU); rows are freed by reference counting
+# anyway. Measured in one process, reading and storing 60,000 messages in batches of 20,000,
+# four interleaved rounds each: 30.7 µs a message (median) with the defaults, 21.3 with these.
+CONSUMER_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def consumer_gc_tune() -> tuple[int, int, int]:
+    """Set CONSUMER_GC_THRESHOLDS for this process; returns the thresholds it had. For a
+    process that only consumes: the API server's consumer thread leaves the server's alone."""
+    before = gc.get_threshold()
+    gc.set_threshold(*CONSUMER_GC_THRESHOLDS)
+    return before
 
 
 @dataclass(frozen=True)

@@ -43,3 +43,16 @@ def test_a_flush_that_could_outlast_the_poll_interval_is_refused():
 def test_sizes_below_one_are_refused(change):
     with pytest.raises(ConfigurationError):
         ConsumerConfig(bootstrap_servers="b", topics=["t"], group_id="g", dlq_topic="d", **change)
+
+
+def test_the_consumer_process_tunes_the_garbage_collector_and_says_what_it_had():
+    import gc
+
+    from viewing.kafka.config import CONSUMER_GC_THRESHOLDS, consumer_gc_tune
+
+    before = gc.get_threshold()
+    try:
+        assert consumer_gc_tune() == before
+        assert gc.get_threshold() == CONSUMER_GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)

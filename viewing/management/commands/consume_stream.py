@@ -4,7 +4,7 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
-from viewing.kafka.config import ConsumerConfig
+from viewing.kafka.config import ConsumerConfig, consumer_gc_tune
 from viewing.kafka.errors import ConsumerError
 from viewing.kafka.loop import StreamConsumer
 
@@ -33,6 +33,7 @@ class Command(BaseCommand):
         for name, value in (("--max-messages", max_messages), ("--batch-size", batch_size)):
             if value is not None and value < 1:
                 raise CommandError(f"{name} must be at least 1.")
+        consumer_gc_tune()  # this process only consumes: fewer garbage-collector passes (config.py)
         try:
             loop = StreamConsumer(ConsumerConfig.from_settings(batch_size=batch_size, flush_interval=flush_interval))
             loop.check()
