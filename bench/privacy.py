@@ -5,12 +5,16 @@ and erasure (p50 over users with about 1,000 events each).
 `python -m bench.privacy candidates` (JSON spec on stdin: dir, count, target) opens the data
 directory before the server starts and picks the users to erase; `measure(...)` then runs
 against the server, after every other part (erasure changes the dataset).
+`python -m bench.privacy existing` (spec: dir, last, label) runs this part alone on a dataset
+made earlier, e.g. `echo '{"dir": "/tmp/d/data", "last": "2026-11-30", "label": "10M"}' |
+.venv/bin/python -m bench.privacy existing > privacy.json` (the rows go to stderr).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -100,9 +104,10 @@ def erase_once(server, headers, user):
             "events_deleted": body.get("events_deleted")}
 
 
-def measure(server, var_dir, candidates, *, days, log):
+def measure(server, var_dir, candidates, *, days, log, last=None):
+    """Exports of the `days` dates up to `last` (default today, UTC), then the erasures."""
     headers = privacy_key(var_dir)
-    today = datetime.now(UTC).date()
+    today = last or datetime.now(UTC).date()
     window = f"from={today - timedelta(days=days - 1)}&to={today}"
     exports = {}
     # One day first: what any first export costs the server (threads, code paths) shows
@@ -142,17 +147,37 @@ def rows(results):
         if f"export_rss_growth_mib_{f}" not in s:
             continue  # results of a run before the one-day export
         growth = s[f"export_rss_growth_mib_{f}"]
-        what = "today's events as csv (the server's first export)" if f == "csv_day" else f"every event as {f}"
+        what = "one date's events as csv (the server's first export)" if f == "csv_day" else f"every event as {f}"
         out.append(f"| privacy {p['dataset']}: export of {what} ({s[f'export_bytes_{f}'] / 2**20:,.0f} MiB"
                    f"{', errors' if s['export_errors'] else ''}) | {s[f'export_seconds_{f}']:,.1f} s, server RSS "
                    f"+{growth:,.0f} MiB | RSS growth < 100 MiB | | {'met' if growth < 100 else '**missed**'} |")
     return out
 
 
+def mode_existing(spec):
+    """The privacy part alone on a dataset made earlier (`dir`: its var dir, migrated; `last`:
+    the last date of its window, as generate_events made it): the server, the exports and
+    five erasures, printed as the table's rows. It erases: run it on a copy you can lose."""
+    from datetime import date
+
+    # In a process of its own: the engine it opens must be closed before the server opens it.
+    candidates = procs.run_json(["bench.privacy", "candidates"], {
+        "dir": os.path.join(spec["dir"], "clickhouse"), "count": 5, "target": 1000}, env=procs.dataset_env(spec["dir"]))["users"]
+    with procs.Server(spec["dir"]) as server:
+        result = measure(server, spec["dir"], candidates, days=spec.get("days", 30),
+                         log=lambda message: print(message, file=sys.stderr, flush=True),
+                         last=date.fromisoformat(spec["last"]))
+    result["dataset"] = spec.get("label", "existing")
+    result["load"] = os.getloadavg()
+    print("\n".join(rows({"privacy": result})), file=sys.stderr)
+    return result
+
+
 def main():
+    """`python -m bench.privacy candidates|existing` with a JSON spec on stdin."""
     mode = sys.argv[1]
     spec = json.load(sys.stdin)
-    json.dump({"candidates": mode_candidates}[mode](spec), sys.stdout)
+    json.dump({"candidates": mode_candidates, "existing": mode_existing}[mode](spec), sys.stdout)
 
 
 if __name__ == "__main__":
