@@ -11,6 +11,11 @@ entries of the previous period with compare=previous_period). When the answer ho
 them, every row starts with a `series` column naming the list it comes from (`trends`,
 `previous`), the lists one after the other in that order: a spreadsheet filters or pivots on
 it, and the rows stay exactly the JSON's entries.
+
+An answer that is one row (user stats, summary) keeps its nested objects as columns named
+`<object>_<field>` where they stand: the summary compared with the previous period is one row
+with `previous_from`, `previous_views`, …, `change_views`, …, so a spreadsheet has both
+periods and the change side by side.
 """
 
 import csv
@@ -25,7 +30,7 @@ def csv_table(data: dict, *, rows_field: str | None, columns: list[str], series:
     """The CSV text of an answer: a header, then the entries of `rows_field` (or the answer
     itself as one row, its nested values left out); `columns` names the columns of an empty list.
     The lists of `series` found in the answer follow, each row led by the name of its list."""
-    rows = data[rows_field] if rows_field else [data]
+    rows = data[rows_field] if rows_field else [_flat(data)]
     if rows:
         columns = [c for c, value in rows[0].items() if not isinstance(value, (dict, list))]
     lists = [rows_field, *(name for name in series if name in data)] if rows_field else [None]
@@ -34,10 +39,21 @@ def csv_table(data: dict, *, rows_field: str | None, columns: list[str], series:
     named = len(lists) > 1
     writer.writerow([SERIES, *columns] if named else columns)
     for name in lists:
-        for row in data[name] if name else [data]:
+        for row in data[name] if name else rows:
             cells = ["" if row.get(c) is None else row[c] for c in columns]
             writer.writerow([name, *cells] if named else cells)
     return out.getvalue()
+
+
+def _flat(answer: dict) -> dict:
+    """The answer with each nested object's fields in its place as `<object>_<field>`."""
+    flat = {}
+    for key, value in answer.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}_{field}": inner for field, inner in value.items()})
+        else:
+            flat[key] = value
+    return flat
 
 
 class AnalyticsCsvRenderer(BaseRenderer):

@@ -208,10 +208,33 @@ def test_csv_answers(stored, client, frozen_now, how):
         body = get(client, path, **query_params)
         response, rows = csv_rows(client, path, query_params, how)
         assert response["Content-Disposition"] == f'attachment; filename="{name}_{body["from"]}_{body["to"]}.csv"'
-        entries = body[rows_field] if rows_field else [{k: v for k, v in body.items() if k not in ("previous", "change")}]
+        entries = body[rows_field] if rows_field else [flattened(body)]
         assert rows[0] == list(entries[0])
         assert rows[1:] == [["" if v is None else str(v) for v in entry.values()] for entry in entries]
         assert len(rows) > 2 or rows_field is None
+
+
+def flattened(body):
+    """The summary as its one CSV row: `previous` and `change` as previous_<field>, change_<field>."""
+    row = {}
+    for key, value in body.items():
+        for field, inner in value.items() if isinstance(value, dict) else [(None, value)]:
+            row[f"{key}_{field}" if field else key] = inner
+    return row
+
+
+def test_the_compared_summary_csv_has_both_periods_and_the_change_in_its_row(stored, client, frozen_now):
+    params = {"days": 3, "tz": "Asia/Kathmandu", "compare": "previous_period", "format": "csv"}
+    body = get(client, "summary", **{k: v for k, v in params.items() if k != "format"})
+    _response, rows = csv_rows(client, "summary", params, "format")
+    header, row = rows
+    cells = dict(zip(header, row, strict=True))
+    assert cells["previous_from"] == body["previous"]["from"] and cells["previous_to"] == body["previous"]["to"]
+    for metric, change in body["change"].items():
+        assert cells[f"change_{metric}"] == ("" if change is None else str(change))
+        assert cells[f"previous_{metric}"] == str(body["previous"][metric])
+        assert cells[metric] == str(body[metric])
+    assert body["previous"]["views"] > 0 and any(v is not None for v in body["change"].values())
 
 
 def test_realtime_csv(ch, client):
