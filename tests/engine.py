@@ -14,6 +14,13 @@ import tempfile
 
 _run_dir = tempfile.mkdtemp(prefix="analytics-test-")
 atexit.register(shutil.rmtree, _run_dir, ignore_errors=True)
+# Every temporary file of this run — export pipe folders among them, and those of the servers
+# and commands the tests start — under the run's own directory: a test that looks for
+# leftovers sees this run's alone, not those of another pytest-xdist worker.
+_tmp_dir = os.path.join(_run_dir, "tmp")
+os.makedirs(_tmp_dir)
+os.environ["TMPDIR"] = _tmp_dir
+tempfile.tempdir = _tmp_dir
 
 # The suite sees only its own environment, never a developer's .env (make run writes one).
 os.environ["ANALYTICS_ENV_FILE"] = ""
