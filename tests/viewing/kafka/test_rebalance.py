@@ -42,7 +42,11 @@ def test_a_rebalance_stores_and_commits_the_buffered_batch_before_partitions_mov
     assert first.stats.stored == 0 and kafka.committed(kafka.group()) == {}
 
     second = make_loop(kafka)
-    second_run = run_in_thread(second, exit_on_idle=2)
+    # Patient enough to stay until it is assigned: once the first member's listener has
+    # committed everything, the group has read every partition to its end, so a member still
+    # waiting for its assignment (a join took over 5 s on a loaded machine) would rightly stop
+    # after 2 s of idle, never assigned.
+    second_run = run_in_thread(second, exit_on_idle=20)
     wait_until(lambda: second.stats.assignment, 90, "the second consumer to get partitions")
     assert first.stats.stored == len(facts)  # stored by the listener, not by a flush trigger
     assert kafka.committed(kafka.group()) == kafka.produced_offsets()
