@@ -18,14 +18,13 @@ def naive(rows):
 
 def test_raw_versions_answer_the_same(ch):
     moment = datetime.now(UTC).replace(microsecond=0)
-    if moment.hour < 2:
-        # Just after UTC midnight "today" holds minutes, which may have no event: the day
-        # before, at 23:00, has a whole day of them (a moment in the past suits the TTL).
-        moment = moment.replace(hour=0, minute=0, second=0) - timedelta(hours=1)
     now = moment.replace(tzinfo=None)
     events = edge_cases(now - timedelta(minutes=30))[0] + random_sessions(now, seed=4, sessions=120, days_back=5)
     events_store(events=rows(events))
-    today = datetime.combine(now.date(), time())
+    # The date the day windows end on: just after UTC midnight today holds minutes that may
+    # have no event, so then the day before (realtime still reads the real now: its table
+    # keeps only recent events).
+    today = datetime.combine((now - timedelta(hours=2)).date(), time())
     window = {"start": today - timedelta(days=4), "end": today + timedelta(days=1)}
     movie = max({e.movie_id for e in events}, key=lambda m: sum(e.movie_id == m for e in events))
     params = {
