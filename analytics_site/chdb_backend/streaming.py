@@ -202,11 +202,20 @@ def _stop(writer: _EngineWriter, pipe: str, deadline: float) -> None:
         writer.join(timeout=PIPE_POLL_SECONDS)
 
 
+def _read_ready(fd: int) -> bytes | None:
+    """What the pipe holds, or None when select() said readable and it was not after all
+    (EAGAIN: one statement's writer closed the pipe and the next one's opened it in between)."""
+    try:
+        return os.read(fd, PIPE_READ_BYTES)
+    except BlockingIOError:
+        return None
+
+
 def _pipe_pieces(fd: int, writer: _EngineWriter, folder: str, pipe: str, source: _EngineWriter | None = None) -> Iterator[bytes]:
     try:
         while True:
             readable, _, _ = select.select([fd], [], [], PIPE_POLL_SECONDS)
-            piece = os.read(fd, PIPE_READ_BYTES) if readable else None
+            piece = _read_ready(fd) if readable else None
             if piece:
                 yield piece
             elif source is not None and source.error is not None:
