@@ -1,142 +1,45 @@
 """Erasing a viewer: every endpoint then answers as the plain-Python references computed without
 that viewer (several windows and zones), no table keeps a trace, erasing again removes 0, the
-viewer does not come back over HTTP, Kafka or an insert racing the erasure; the command, the
-records, the scopes."""
+viewer does not come back over HTTP, Kafka or an insert racing the erasure. The command, the
+records, the scopes and the registry's rules: test_erasure_ops.py."""
 
 import io
-import json
 import random
 import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.db import connections
-from django.test import Client
 
 from analytics_site.access.models import ApiKey
 from analytics_site.privacy.models import ErasureRecord
-from tests import reference
 from tests import reference_engagement as engagement
 from tests.conftest import query
-from tests.engagement_data import random_sessions
-from tests.generator import events_generate, payload
+from tests.generator import payload
 from tests.kafka_broker import expected_analytics, make_loop, stored_analytics
-from viewing import ddl, queries
-from viewing.erasure import erasure_plan
+from tests.viewing.erasure_support import (
+    BASE,
+    assert_every_endpoint_matches,
+    busiest_session_user,
+    client_with,
+    erase,
+    facts,
+    naive,
+    row,
+    stored_events,
+    traces,
+)
+from viewing import queries
 from viewing.ingest_buffer import event_ingest
 from viewing.services import events_store
 from viewing.suppression import suppression_recheck
 
-BASE = "/api/v1/analytics"
-ZONES = ["UTC", "Asia/Kathmandu", "America/New_York"]
-
-
-def client_with(*scopes):
-    secret = ApiKey.objects.create_key(name="t", **{f"can_{s}": True for s in scopes})[1]
-    return Client(HTTP_AUTHORIZATION=f"Api-Key {secret}")
-
-
-def naive(moment):
-    return moment.replace(tzinfo=None)
-
-
-def post_events(client, events, seed=1):
-    rng = random.Random(seed)
-    bodies = [payload(e, rng) for e in events]
-    for start in range(0, len(bodies), 5000):
-        response = client.post(f"{BASE}/events/batch", bodies[start : start + 5000], content_type="application/json")
-        assert response.status_code == 201, response.content
-
-
-def get(client, path, **params):
-    response = client.get(f"{BASE}/{path}", params)
-    assert response.status_code == 200, (path, params, response.content)
-    return response.json()
-
-
-def erase(client, user):
-    response = client.delete(f"{BASE}/users/{user}")
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
-def facts(events):
-    """expected_analytics' input (tests/kafka_broker.py) from generator events."""
-    return [{"user_id": str(e.user_id), "movie_id": str(e.movie_id), "type": e.event_type,
-             "position_seconds": e.position_seconds, "event_time": e.event_time} for e in events]
-
-
-def traces(user_id, ids):
-    """Rows left of the user anywhere in the schema: by user_id, or by event id."""
-    found = {}
-    for table in ddl.TABLES:
-        if table.name == "suppressed_users":
-            continue
-        if "user_id" in table.column_names:
-            (n,), = query(f"SELECT count() FROM {table.name} WHERE user_id = %(u)s", {"u": user_id})
-        elif "id" in table.column_names:
-            (n,), = query(
-                f"SELECT count() FROM {table.name} WHERE id IN (SELECT toUUID(arrayJoin(splitByChar(',', %(ids)s))))",
-                {"ids": ",".join(i.hex for i in ids) or "00000000000000000000000000000000"},
-            )
-        else:  # aggregates mixing users: checked against the reference instead
-            continue
-        if n:
-            found[table.name] = n
-    return found
-
 
 @pytest.fixture
 def stored(ch, client, frozen_now):
-    """Sessions (engagement) and generated events (the four classic metrics) over 10 days."""
-    now = naive(frozen_now)
-    events = random_sessions(now, seed=5, sessions=80) + events_generate(seed=8, count=700, now=now, days_back=9)
-    post_events(client, events)
-    assert query("SELECT count() FROM viewing_events") == [(len(events),)]
-    return events
-
-
-def busiest_session_user(events):
-    with_session = [e.user_id for e in events if e.session_id is not None]
-    return max(set(with_session), key=with_session.count)
-
-
-def assert_every_endpoint_matches(client, events, today_of, users):
-    """The analytics of `events` (the references) in every endpoint, windows and zones."""
-    for tz in ZONES:
-        today = today_of(tz)
-        windows = [({"days": d}, reference.Window.of_days(d, today=today, tz=tz)) for d in (1, 3, 10, 30)]
-        first, last = today - timedelta(days=6), today - timedelta(days=2)
-        windows.append(({"from": first, "to": last}, reference.Window(first, last, tz)))
-        for params, window in windows:
-            params = {**params, "tz": tz}
-            assert get(client, "content/popular", **params, limit=100) == reference.popular(
-                events, window=window, limit=100)
-            assert get(client, "trends", **params) == reference.trends(events, window=window)
-            assert get(client, "peak-hours", **params) == reference.peak_hours(events, window=window)
-            for user in users:
-                assert get(client, f"user/{user}/stats", **params) == reference.user_stats(
-                    events, user_id=user, window=window)
-        window = windows[1][1]  # days=3
-        assert get(client, "trends", days=3, tz=tz, interval="hour") == reference.trends(
-            events, window=window, interval="hour")
-    movies = sorted({e.movie_id for e in events}, key=str)
-    for tz in ZONES:
-        today = today_of(tz)
-        for days in (1, 3, 10):
-            first = today - timedelta(days=days - 1)
-            assert get(client, "summary", days=days, tz=tz) == engagement.summary(
-                events, first_day=first, last_day=today, tz=tz)
-        first, last = today - timedelta(days=6), today - timedelta(days=1)
-        window = {"from": first, "to": last, "tz": tz}
-        assert get(client, "concurrency", **window, interval="hour") == engagement.concurrency(
-            events, first_day=first, last_day=last, tz=tz, interval="hour")
-        for movie in movies[:4]:
-            assert get(client, f"content/{movie}/retention", **window) == engagement.retention(
-                events, movie_id=movie, first_day=first, last_day=last, tz=tz)
+    return stored_events(client, frozen_now)
 
 
 def test_after_an_erasure_every_endpoint_answers_as_without_the_user(stored, client, frozen_now):
@@ -225,12 +128,6 @@ def test_the_users_events_replayed_from_kafka_are_committed_and_not_stored(ch, k
     assert query("SELECT count() FROM viewing_events") == [(20,)]
 
 
-def row(user_id, moment, **fields):
-    return {"id": uuid.uuid4(), "user_id": user_id, "movie_id": fields.pop("movie_id", uuid.uuid4()),
-            "event_type": fields.pop("event_type", "start"), "position_seconds": 0, "event_time": moment,
-            "session_id": fields.pop("session_id", None), "metadata": "{}", **fields}
-
-
 def test_an_ingest_running_during_the_erasure_cannot_bring_the_user_back(stored, frozen_now):
     erased = busiest_session_user(stored)
     now = naive(frozen_now)
@@ -313,126 +210,3 @@ def test_an_erasure_repeated_after_a_crash_mends_the_aggregates(stored, client):
     rest = [e for e in stored if e.user_id != erased]
     assert stored_analytics(query) == expected_analytics(facts(rest))
     assert traces(erased, []) == {}
-
-
-def test_every_table_of_the_registry_has_an_erasure_rule():
-    plan = erasure_plan()
-    placed = {t.name for t in plan.by_user + plan.by_ids + plan.rebuilt} | {"suppressed_users"}
-    assert placed == set(ddl.DATA_TABLES)
-    assert {t.name for t in plan.rebuilt} >= {"popular_content_daily", "events_daily", "trends_hourly"}
-    assert {t.name for t in plan.by_user} >= {"viewing_events", "user_stats_daily"}
-
-
-def test_each_rebuilt_aggregates_time_lies_on_its_events_utc_date(ch):
-    """Rebuilding by UTC date is exact only if every row of a rebuilt aggregate comes from the
-    events of one date: its time column (day, hour, bucket) maps into the events' date."""
-    for table in erasure_plan().rebuilt:
-        for view in (v for v in ddl.VIEWS if v.target is table):
-            source = ("(SELECT * FROM viewing_events WHERE 0 UNION ALL SELECT generateUUIDv4(), generateUUIDv4(), "
-                      "generateUUIDv4(), 'start', 0, toDateTime(%(t)s, 'UTC'), NULL, '{}', now())")
-            select = view.select.strip().replace("%", "%%").replace("{source}", source)
-            for moment in ("2026-11-28 00:00:00", "2026-11-28 23:59:59"):
-                (day,), = query(f"SELECT DISTINCT toDate({table.ttl_column}) FROM ({select})", {"t": moment})
-                assert str(day) == "2026-11-28", (table.name, moment)
-
-
-def test_keys_without_the_erase_scope_staff_and_anonymous_are_refused(stored):
-    erased = busiest_session_user(stored)
-    staff = Client()
-    staff.force_login(User.objects.create_user("ops", is_staff=True, is_superuser=True))
-    for client in (client_with("read"), client_with("ingest"), client_with("read", "ingest", "export"), staff):
-        response = client.delete(f"{BASE}/users/{erased}")
-        assert response.status_code == 403 and "application/json" in response["Content-Type"]
-    assert Client().delete(f"{BASE}/users/{erased}").status_code == 401
-    assert query("SELECT count() FROM viewing_events WHERE user_id = %(u)s", {"u": erased}) != [(0,)]
-    assert not ErasureRecord.objects.exists()
-    assert client_with("erase").get(f"{BASE}/users/{erased}").status_code == 405
-
-
-@pytest.mark.parametrize("bad", ["nope", "1' OR '1'='1", "%00"])
-def test_a_malformed_user_id_is_a_400(ch, bad):
-    response = client_with("erase").delete(f"{BASE}/users/{bad}")
-    assert response.status_code == 400 and list(response.json()) == ["user_id"]
-
-
-def test_the_command_erases_prints_and_records(stored):
-    erased = busiest_session_user(stored)
-    theirs = sum(e.user_id == erased for e in stored)
-    out = io.StringIO()
-    call_command("erase_user", str(erased), stdout=out)
-    assert json.loads(out.getvalue()) == {"user_id": str(erased), "events_deleted": theirs}
-    (record,) = ErasureRecord.objects.all()
-    assert (record.user_id, record.events_deleted, record.requested_by, record.api_key_prefix) == (
-        erased, theirs, "manage.py erase_user", "")
-    with pytest.raises(CommandError, match="Not a UUID"):
-        call_command("erase_user", "nope")
-
-
-def test_the_admin_lists_erasures_read_only(stored):
-    erased = busiest_session_user(stored)
-    call_command("erase_user", str(erased), stdout=io.StringIO())
-    admin = Client()
-    admin.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    listing = admin.get("/admin/privacy/erasurerecord/")
-    assert listing.status_code == 200 and str(erased) in listing.content.decode()
-    assert admin.get(f"/admin/privacy/erasurerecord/?q={erased}").status_code == 200
-    assert admin.get("/admin/privacy/erasurerecord/?q=not-a-uuid").status_code == 200
-    record = ErasureRecord.objects.get()
-    page = admin.get(f"/admin/privacy/erasurerecord/{record.pk}/change/")
-    assert page.status_code == 200 and 'type="submit"' not in page.content.decode().split("<form")[-1]
-    assert admin.get("/admin/privacy/erasurerecord/add/").status_code == 403
-    assert admin.post(f"/admin/privacy/erasurerecord/{record.pk}/delete/", {"post": "yes"}).status_code == 403
-    assert ErasureRecord.objects.count() == 1
-
-
-def test_dates_rebuilt_twice_to_the_same_rows_are_not_dropped_as_duplicate_inserts(stored, client):
-    """The tables keep a deduplication window for retried inserts; a rebuild that computes the
-    same rows as an earlier one (here: a leftover per-user row of a second user on the dates the
-    first erasure rebuilt) must still be written after the dates' rows were deleted. (chdb 26.9
-    does not deduplicate INSERT … SELECT by default; a server configured to would drop the
-    second rebuild without the erasure's insert_deduplicate = 0.)"""
-    erased = busiest_session_user(stored)
-    eraser = client_with("erase")
-    erase(eraser, erased)
-    rest = [e for e in stored if e.user_id != erased]
-    expected = expected_analytics(facts(rest))
-    ghost = uuid.uuid4()
-    for day in sorted({e.event_time.date() for e in stored if e.user_id == erased}):
-        query("INSERT INTO user_stats_daily (user_id, day, movie_id, events, starts, finishes, watch_seconds) "
-              "SELECT %(u)s, %(d)s, generateUUIDv4(), 0, 0, 0, 0", {"u": ghost, "d": day})
-    assert erase(eraser, ghost)["events_deleted"] == 0
-    assert erase(eraser, erased)["events_deleted"] == 0
-    assert stored_analytics(query) == expected
-
-
-def raw_facts():
-    """expected_analytics' input from what the raw table holds."""
-    return [{"user_id": str(u), "movie_id": str(m), "type": t, "position_seconds": p, "event_time": at}
-            for u, m, t, p, at in query(
-                "SELECT user_id, movie_id, event_type, position_seconds, event_time FROM viewing_events")]
-
-
-@pytest.mark.embedded
-def test_an_erasure_waits_for_a_half_written_insert_to_be_completed(stored, client, frozen_now):
-    """An insert whose raw rows were stored while a view refused them is completed before the
-    next insert; an erasure in between would rebuild those views from the raw table and the
-    completion would then count the rows twice. So the erasure answers 503 until it is done."""
-    erased = busiest_session_user(stored)
-    eraser = client_with("erase")
-    with connections["clickhouse"].cursor() as cursor:
-        cursor.execute("ALTER TABLE events_daily ADD CONSTRAINT fault CHECK day < '2000-01-01'")
-        try:
-            with pytest.raises(Exception, match="VIOLATED_CONSTRAINT|violated"):
-                events_store(events=[row(uuid.uuid4(), naive(frozen_now))])
-        finally:
-            cursor.execute("ALTER TABLE events_daily DROP CONSTRAINT fault")
-    # The cause is gone, the half-written insert not completed yet (no insert came since).
-    refused = eraser.delete(f"{BASE}/users/{erased}")
-    assert refused.status_code == 503 and "half-way" in refused.json()["detail"]
-    with pytest.raises(CommandError, match="half-way"):
-        call_command("erase_user", str(erased), stdout=io.StringIO())
-    assert not ErasureRecord.objects.exists()
-    events_store(events=[row(uuid.uuid4(), naive(frozen_now))])  # completes the half-written one
-    assert erase(eraser, erased)["events_deleted"] == sum(e.user_id == erased for e in stored)
-    assert query("SELECT count() FROM viewing_events WHERE user_id = %(u)s", {"u": erased}) == [(0,)]
-    assert stored_analytics(query) == expected_analytics(raw_facts())
