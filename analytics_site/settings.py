@@ -170,7 +170,9 @@ DATABASE_ROUTERS = ["analytics_site.db_router.ClickHouseRouter"]
 # The admin's date_hierarchy on ViewingEvent.event_time is fine at run time (the ClickHouse field
 # subclasses Django's DateTimeField), but the check compares get_internal_type() with
 # "DateTimeField" and sees "ClickhouseDateTimeField"; unsilenced it stops every manage.py command.
-SILENCED_SYSTEM_CHECKS = ["admin.E128"]
+# SILENCED_SYSTEM_CHECKS in the environment adds to it (comma-separated), e.g. viewing.W001 where
+# the data directory's file system is a known choice (viewing/checks.py).
+SILENCED_SYSTEM_CHECKS = ["admin.E128", *env.list("SILENCED_SYSTEM_CHECKS", default=[])]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Viewing data -------------------------------------------------------------------------

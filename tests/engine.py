@@ -27,6 +27,10 @@ os.environ["ANALYTICS_ENV_FILE"] = ""
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
 os.environ["ANALYTICS_VAR_DIR"] = os.path.join(_run_dir, "var")
 os.environ.setdefault("ENABLE_KAFKA", "false")
+# The commands the tests start run Django's checks; where the machine's disk is ext4 without a
+# journal each would print viewing.W001 beside what the test reads. Its own test unsets this
+# (tests/analytics_site/test_filesystem.py).
+os.environ["SILENCED_SYSTEM_CHECKS"] = "viewing.W001"
 
 if os.environ.get("ANALYTICS_TEST_DOCKER") == "1" and not os.environ.get("CLICKHOUSE_HOST"):
     from testcontainers.clickhouse import ClickHouseContainer  # pip install testcontainers

@@ -18,4 +18,6 @@ class ViewingConfig(AppConfig):
     verbose_name = "Viewing analytics"
 
     def ready(self):
+        from . import checks  # noqa: F401  (registers the system checks)
+
         post_migrate.connect(_apply_retention, sender=self)
