@@ -32,7 +32,8 @@ def table(results):
         f"Run: {results['mode']}, {results.get('started_at')}, commit {results['git']['commit'][:10]}"
         f"{' (uncommitted changes)' if results['git']['dirty'] else ''}, {results.get('seconds', 0):.0f} s. "
         f"Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB; {m['engine']}, "
-        f"chdb-core {m['chdb_version']}, Python {m['python']}. Medians of {results['config']['rounds']} rounds.",
+        f"chdb-core {m['chdb_version']}, Python {m['python']}; data on {results.get('data_filesystem', 'an unknown file system')}. "
+        f"Medians of {results['config']['rounds']} rounds.",
         "",
         "| figure | measured | target | ratio | |",
         "|---|---|---|---|---|",

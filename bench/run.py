@@ -11,6 +11,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from analytics_site.chdb_backend.filesystem import describe, filesystem_of
+
 from . import privacy, procs
 from .ingestion import bench_ingest, bench_kafka, bench_open_loop
 from .procs import log
@@ -250,6 +252,9 @@ def run(*, quick, parts, out, workdir=None):
         "mode": "quick" if quick else "full",
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        # Where the datasets live (--workdir): ext4 without a journal makes every insert pay the
+        # kernel's scan of recently deleted inodes (analytics_site/chdb_backend/filesystem.py).
+        "data_filesystem": describe(filesystem_of(root)),
         "git": git_commit(),
         "config": {k: (v if not isinstance(v, dict) else {str(a): b for a, b in v.items()}) for k, v in cfg.items()},
         "parts": sorted(parts),
