@@ -63,6 +63,12 @@ class Batcher:
         self.batch.rows.append(row)
         self._note(topic, partition, offset, size)
 
+    def add_rows(self, rows: list[dict[str, Any]], *, topic: str, partition: int, offset: int, size: int = 0) -> None:
+        """Rows of consecutive records of one partition, `offset` the last one's; `size`: the
+        bytes of their values. (The loop's path: one call per partition and poll.)"""
+        self.batch.rows.extend(rows)
+        self._note(topic, partition, offset, size)
+
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.batch.dead_letters.append(letter)
         self._note(letter.topic, letter.partition, letter.offset, len(letter.value or b""))

@@ -22,6 +22,15 @@ def test_a_full_batch_is_due_at_once():
     assert batcher.due() and batcher.full and batcher.room() == 0
 
 
+def test_rows_added_at_once_count_as_messages_and_cover_the_last_offset():
+    batcher = Batcher(size=3, interval=60, clock=Clock())
+    batcher.add_rows([{"n": 0}, {"n": 1}], topic="a", partition=5, offset=11, size=70)
+    assert len(batcher) == 2 and batcher.room() == 1 and not batcher.due()
+    batcher.add_rows([{"n": 2}], topic="a", partition=5, offset=12, size=30)
+    batch = batcher.take()
+    assert batch.rows == [{"n": 0}, {"n": 1}, {"n": 2}] and batch.offsets == {("a", 5): 13} and batch.bytes == 100
+
+
 def test_a_batch_of_large_messages_is_full_at_its_byte_bound_dead_letters_included():
     batcher = Batcher(size=1000, interval=60, max_bytes=1000, clock=Clock())
     batcher.add({}, topic="a", partition=0, offset=0, size=600)

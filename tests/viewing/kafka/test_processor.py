@@ -210,6 +210,71 @@ def test_process_records_batches_rows_and_dead_letters_and_stops_at_the_poison_l
     assert batcher.batch.offsets == {("stream.start", 0): 6}
 
 
+
+def test_process_records_gives_each_record_what_process_message_gives_it():
+    """process_records takes the common shape's path and hands rows over per partition: every
+    record still ends as process_message's row or its dead letter, with the offsets, bytes and
+    poison streak a record-by-record pass gives."""
+    from types import SimpleNamespace
+
+    from viewing.kafka.batcher import Batcher
+    from viewing.kafka.dlq import PoisonPolicy
+    from viewing.kafka.processor import process_records
+
+    values = [message(event_id=str(uuid.uuid4())), b"not json", None, message(user_id="nope"),
+              message(action="stop"), message(timestamp="1700000000"), message(user_id=USER.upper()),
+              message(timestamp="2026-11-28T10:30:15.5+02:00"), b"[]", message(metadata={"a": [1, 2.5e-7]})]
+    records = {}
+    for i, value in enumerate(values * 3):
+        topic, partition = [("stream.start", 0), ("x.stream.stop", 4), ("stream.start", 1)][i % 3]
+        records.setdefault((topic, partition), []).append(SimpleNamespace(
+            topic=topic, partition=partition, offset=100 + i, timestamp=int(NOW.timestamp() * 1000) - 5000,
+            key=b"k", value=value))
+    batcher = Batcher(size=1000, interval=60)
+    policy = PoisonPolicy(limit=100, dlq_topic="dlq")
+    assert process_records(records, batcher=batcher, poison=policy, now=NOW) == len(values) * 3
+
+    rows, letters, size, streak = [], [], 0, 0
+    for messages in records.values():
+        for m in messages:
+            try:
+                rows.append(process(m.value, topic=m.topic, partition=m.partition, offset=m.offset,
+                                    timestamp_ms=m.timestamp))
+                streak = 0
+            except MessageInvalid as e:
+                letters.append((m.topic, m.partition, m.offset, m.value, e.errors))
+                streak += 1
+            size += len(m.value or b"")
+    batch = batcher.take()
+    assert batch.rows == rows and len(rows) == 15
+    assert [(d.topic, d.partition, d.offset, d.value, d.error) for d in batch.dead_letters] == letters
+    assert batch.offsets == {key: messages[-1].offset + 1 for key, messages in records.items()}
+    assert batch.bytes == size and policy.streak == streak == 0
+
+
+def test_the_poison_streak_runs_across_partitions_and_a_valid_message_ends_it():
+    from types import SimpleNamespace
+
+    from viewing.kafka.batcher import Batcher
+    from viewing.kafka.dlq import PoisonPolicy
+    from viewing.kafka.processor import process_records
+
+    def record(partition, offset, value):
+        return SimpleNamespace(topic="stream.start", partition=partition, offset=offset, timestamp=0, key=None,
+                               value=value)
+
+    good = message(timestamp="2026-11-28T11:00:00Z")
+    records = {0: [record(0, 0, b"bad"), record(0, 1, good), record(0, 2, b"bad")],
+               1: [record(1, 0, b"bad"), record(1, 1, b"bad"), record(1, 2, good)]}
+    batcher, policy = Batcher(size=100, interval=1), PoisonPolicy(limit=3, dlq_topic="dlq")
+    assert process_records(records, batcher=batcher, poison=policy, now=NOW) == 5 and policy.exceeded
+    batch = batcher.take()
+    assert len(batch.rows) == 1 and [(d.partition, d.offset) for d in batch.dead_letters] == [(0, 0), (0, 2), (1, 0),
+                                                                                                (1, 1)]
+    # The partition-1 record after the stop is left unread: its offset is not covered.
+    assert batch.offsets == {("stream.start", 0): 3, ("stream.start", 1): 2}
+
+
 # --- The common shape, decoded by msgspec, gives the rules' row --------------------------------
 from tests.viewing.test_events import ANY_UUID, mostly_common_events, raw_events  # noqa: E402
 from tests.viewing.test_events import NOW as EVENTS_NOW  # noqa: E402
