@@ -91,14 +91,19 @@ class _IdList:
 
     @classmethod
     def of(cls, ids):
-        text = ",".join(map(_id_text, ids))
+        return cls.of_texts(map(_id_text, ids))
+
+    @classmethod
+    def of_texts(cls, texts):
+        text = ",".join(texts)
         return cls(text) if not text.translate(cls._SAFE) else text
 
 
-def _stored_ids(cursor, ids):
+def _stored_ids(cursor, texts):
+    """The stored ids among those whose _id_text are `texts`."""
     found = set()
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        cursor.execute(queries.STORED_IDS, {"ids": _IdList.of(ids[start : start + LOOKUP_CHUNK])})
+    for start in range(0, len(texts), LOOKUP_CHUNK):
+        cursor.execute(queries.STORED_IDS, {"ids": _IdList.of_texts(texts[start : start + LOOKUP_CHUNK])})
         found.update(row[0] for row in cursor.fetchall())
     return found
 
@@ -154,13 +159,20 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
         # Erased viewers' events are dropped here, under the lock (viewing/suppression.py).
         unique = events_unsuppressed(cursor, unique, path=path)
         suppressed = batch_unique - len(unique)
-        stored = _stored_ids(cursor, list(unique))
-        rows = [_insert_values(event, created_at) for event_id, event in unique.items() if event_id not in stored]
+        # Each id's text once, for the look-up and the token (~0.4 µs an event each time).
+        texts = list(map(_id_text, unique))
+        stored = _stored_ids(cursor, texts)
+        if stored:
+            new = [i for i, event_id in enumerate(unique) if event_id not in stored]
+            events, texts = list(unique.values()), [texts[i] for i in new]
+            rows = [_insert_values(events[i], created_at) for i in new]
+        else:
+            rows = [_insert_values(event, created_at) for event in unique.values()]
         if rows:
             insert_settings = {**django_settings.CLICKHOUSE_INSERT_SETTINGS, **(settings or {})}
             # Asynchronous inserts (server mode, single events) are left as they are: servers
             # before 26.x refuse view de-duplication with them.
-            token = None if insert_settings.get("async_insert") else _batch_token(rows)
+            token = None if insert_settings.get("async_insert") else _batch_token(rows, texts)
             if token:
                 insert_settings.update(DEDUPLICATION, insert_deduplication_token=token)
             try:
@@ -220,7 +232,7 @@ def _unfinished_at_exit():
                   "once the cause is gone run `%s`.", len(_unfinished), hint)
 
 
-def _batch_token(rows):
+def _batch_token(rows, texts=None):
     """The insert's deduplication token: a digest of its ids, its rows put in id order.
 
     The same events attempted again — by this process, or by another after this one died,
@@ -228,9 +240,16 @@ def _batch_token(rows):
     raw table skips the parts it already took instead of storing them twice (the id look-up
     reads event_ids, which a failed view may have left without them). Sorted, so the same
     events split into the same parts. An id set is inserted once in its life: an erased
-    viewer's events are refused, events past retention too."""
-    rows.sort(key=lambda row: _id_text(row[0]))  # text: ids may come as UUIDs or strings
-    return hashlib.blake2b("".join(_id_text(row[0]) for row in rows).encode(), digest_size=16).hexdigest()
+    viewer's events are refused, events past retention too.
+
+    `texts`: each row's _id_text (text: ids may come as UUIDs or strings), when the caller has
+    them already (events_store made them for the look-up); computing them once and sorting
+    indexes by them costs ~1 µs an event less than a key function per row."""
+    if texts is None:
+        texts = [_id_text(row[0]) for row in rows]
+    order = sorted(range(len(rows)), key=texts.__getitem__)
+    rows[:] = [rows[i] for i in order]
+    return hashlib.blake2b("".join([texts[i] for i in order]).encode(), digest_size=16).hexdigest()
 
 
 def _insert(cursor, rows, insert_settings):

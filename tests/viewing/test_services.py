@@ -140,3 +140,18 @@ def test_every_column_is_stored_as_given(ch):
     assert second["created_at"] == datetime(2026, 11, 21, 1, 2, 3)
     assert {k: second[k] for k in events[1] if k not in ("event_time", "created_at")} == {
         k: v for k, v in events[1].items() if k not in ("event_time", "created_at")}
+
+
+def test_the_insert_token_is_the_digest_of_its_sorted_id_texts_and_does_not_change():
+    """The de-duplication token must stay the same for the same ids across versions: a retry
+    by another process (or after an upgrade) must skip the parts the first attempt wrote.
+    Pinned to its value for fixed ids (UUIDs as 32 hex digits, strings as given), given the
+    texts or not; the rows come back in that order."""
+    from viewing.services import _batch_token, _id_text
+
+    ids = [uuid.UUID("9b2f4a5e-0c1d-4e6f-8a7b-3c2d1e0f9a8b"), "0f0e0d0c-0b0a-4908-8706-050403020100",
+           uuid.UUID("00000000-0000-4000-8000-000000000001")]
+    for texts in (None, [_id_text(i) for i in ids]):
+        rows = [(event_id, n) for n, event_id in enumerate(ids)]
+        assert _batch_token(rows, texts) == "bded6fc198b9034b8410558bcce0cd54"
+        assert [n for _, n in rows] == [2, 1, 0]
