@@ -15,6 +15,9 @@ from .stats import median, median_of_rounds
 
 TOPICS = ["bench.stream.start", "bench.stream.progress", "bench.stream.stop"]
 BATCH = 10_000  # events a batch request holds (the endpoint's maximum)
+# Batch clients: one connection sending one request after the other, and a producer with a
+# pool of 4 connections, each sending its next request as soon as its previous one is answered.
+BATCH_CONCURRENCY = [1, 4]
 # Open loop: requests wait together for a shared insert (viewing/ingest_buffer.py), each on a
 # thread of its own, so the server needs about rate × latency threads (1,000/s × 0.4 s; with
 # 256 a loaded server queued requests for a thread at 1,000/s).
@@ -33,12 +36,15 @@ def bench_ingest(root, cfg, results):
                            env=procs.dataset_env(floor_dir))
     shutil.rmtree(floor_dir, ignore_errors=True)
 
-    log("ingest: HTTP batch endpoint, 10,000 events a request, one client process")
+    log(f"ingest: HTTP batch endpoint, 10,000 events a request, one client process with "
+        f"{' and '.join(map(str, BATCH_CONCURRENCY))} connections (rounds interleaved)")
     http_dir = procs.fresh_dataset(root, "ingest-http")
     headers = procs.api_key(http_dir)
     with procs.Server(http_dir) as server:
         batch = procs.run_json(["bench.load"], {"mode": "batch", "port": server.port, "batch": BATCH,
-                                                "rounds": batch_rounds, "headers": headers})
+                                                "rounds": batch_rounds, "headers": headers,
+                                                "concurrency": BATCH_CONCURRENCY,
+                                                "server_pids": server.worker_pids()})
     batch_rss = server.peak_rss_mib
     shutil.rmtree(http_dir, ignore_errors=True)
 
@@ -63,6 +69,8 @@ def bench_ingest(root, cfg, results):
     floor_eps = median_of_rounds(floor["rounds"], "events_per_s")
     chunked_eps = median_of_rounds(floor["rounds"], "chunked_events_per_s")
     batch_eps = median_of_rounds(batch["rounds"], "events_per_s")
+    pooled = batch["by_concurrency"][str(BATCH_CONCURRENCY[-1])]
+    pooled_eps = median_of_rounds(pooled, "events_per_s")
     results["ingest"] = {
         "floor": floor["rounds"],
         "batch": batch["rounds"],
@@ -77,6 +85,13 @@ def bench_ingest(root, cfg, results):
             "batch_vs_floor": batch_eps / floor_eps if batch_eps else None,
             "batch_vs_chunked_floor": batch_eps / chunked_eps if batch_eps and chunked_eps else None,
             "batch_errors": sum(r["errors"] for r in batch["rounds"]),
+            "batch_server_cpu_us_per_event": median_of_rounds(batch["rounds"], "server_cpu_us_per_event"),
+            "batch_pooled_connections": BATCH_CONCURRENCY[-1],
+            "batch_pooled_events_per_s": pooled_eps,
+            "batch_pooled_vs_floor": pooled_eps / floor_eps if pooled_eps else None,
+            "batch_pooled_vs_chunked_floor": pooled_eps / chunked_eps if pooled_eps and chunked_eps else None,
+            "batch_pooled_errors": sum(r["errors"] for r in pooled),
+            "batch_pooled_server_cpu_us_per_event": median_of_rounds(pooled, "server_cpu_us_per_event"),
             "single_events_per_s": median_of_rounds(single["rounds"], "events_per_s"),
             "single_p50_ms": median_of_rounds(single["rounds"], "p50_ms"),
             "single_p99_ms": median_of_rounds(single["rounds"], "p99_ms"),

@@ -6,6 +6,7 @@ result on stdout. Bodies are built before the clock starts, so what is timed is 
 
 import http.client
 import json
+import os
 import sys
 import threading
 import time
@@ -142,20 +143,47 @@ def run_concurrent(port, requests, *, concurrency, seconds=None, count=None, rep
 
 # --- modes --------------------------------------------------------------------------------------
 
+def _cpu_seconds(pids):
+    """CPU seconds (user + system, every thread) the processes `pids` have used so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
 def mode_batch(spec):
-    """The batch endpoint, one client, `batch` events a request, each round its own events."""
-    rounds = []
+    """The batch endpoint, `batch` events a request, each round its own events, for every
+    number of connections in `concurrency` (default [1]): with 1, one request after the other;
+    with n, n keep-alive connections each sending its next request as soon as its previous one
+    is answered (a producer with a connection pool), so n requests are in flight. Rounds are
+    interleaved (round r of every concurrency before round r + 1), so a change of load on the
+    shared machine touches each alike. With `server_pids`, each round also gives the server's
+    CPU per event (every thread: Python and the engine)."""
+    concurrency = spec.get("concurrency", [1])
+    pids = spec.get("server_pids") or []
+    out = {n: [] for n in concurrency}
     for data in spec["rounds"]:
-        events = [event_json(e) for e in generated(data)]
-        size = spec["batch"]
-        bodies = [json.dumps(events[i : i + size]).encode() for i in range(0, len(events), size)]
-        requests = [("POST", "/api/v1/analytics/events/batch", body) for body in bodies]
-        result = run_concurrent(spec["port"], requests, concurrency=1, repeat=False, headers=spec.get("headers"))
-        # Only what the server accepted counts; a failed round says so instead of looking fast.
-        result["events"] = sum(len(json.loads(body)) for _, _, body in requests) if not result["errors"] else None
-        result["events_per_s"] = result["events"] / result["elapsed_s"] if result["events"] else None
-        rounds.append(result)
-    return {"rounds": rounds}
+        for k, n in enumerate(concurrency):
+            # Each concurrency its own events (another seed: new ids, so every event is stored).
+            events = [event_json(e) for e in generated(dict(data, seed=data["seed"] + 1000 * k))]
+            size = spec["batch"]
+            bodies = [json.dumps(events[i : i + size]).encode() for i in range(0, len(events), size)]
+            requests = [("POST", "/api/v1/analytics/events/batch", body) for body in bodies]
+            cpu = _cpu_seconds(pids)
+            result = run_concurrent(spec["port"], requests, concurrency=n, repeat=False, headers=spec.get("headers"))
+            # Only what the server accepted counts; a failed round says so instead of looking fast.
+            result["events"] = len(events) if not result["errors"] else None
+            result["events_per_s"] = result["events"] / result["elapsed_s"] if result["events"] else None
+            result["concurrency"] = n
+            if pids:
+                result["server_cpu_us_per_event"] = 1e6 * (_cpu_seconds(pids) - cpu) / len(events)
+            out[n].append(result)
+    return {"rounds": out[concurrency[0]], "by_concurrency": {str(n): rounds for n, rounds in out.items()}}
 
 
 def mode_single(spec):
