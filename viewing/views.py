@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import clock, openapi, selectors
-from .batch_commit import batch_store
+from .batch_commit import batch_arrival
 from .batch_decode import EventBatchParser
 from .filters import TrendsFilterSerializer, WindowFilterSerializer
 from .ingest_buffer import event_ingest
@@ -113,10 +113,12 @@ class EventBatchApi(APIView):
     parser_classes = [EventBatchParser]  # the fast path for batches in the common shape
 
     def post(self, request):
-        batch = EventBatchSerializer(data=request.data, context={"now": clock.now()})
-        batch.is_valid(raise_exception=True)
-        # Concurrent batches share one insert (viewing/batch_commit.py); returns once stored.
-        batch_store(events=batch.validated_data)
+        # Concurrent batches share one insert (viewing/batch_commit.py): a batch being read and
+        # checked counts as arriving, so the group about to be stored can wait for it.
+        with batch_arrival() as store:
+            batch = EventBatchSerializer(data=request.data, context={"now": clock.now()})
+            batch.is_valid(raise_exception=True)
+            store(batch.validated_data)  # returns once stored
         return Response({"accepted": len(batch.validated_data)}, status=201)
 
 

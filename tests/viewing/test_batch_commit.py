@@ -97,6 +97,46 @@ def test_a_group_holds_at_most_max_events(ch):
     assert stored_count() == 20
 
 
+def test_a_group_waits_for_a_batch_still_being_checked_then_stores_both_at_once(ch):
+    group = BatchGroupCommit(arrival_wait=30.0)
+    first, second = rows(2), rows(3)
+    done = threading.Event()
+    with group.arrival() as store_second:  # a request on its way (its body being checked)
+        def lead():
+            group.submit(first)
+            connections.close_all()
+            done.set()
+
+        leader = threading.Thread(target=lead)
+        leader.start()
+        assert not done.wait(0.5)  # the leader waits for the arriving batch...
+        assert stored_count() == 0
+        store_second(second)  # ...which joins it: one insert for both
+    leader.join(timeout=30)
+    assert done.is_set() and (group.inserts, group.requests) == (1, 2)
+    assert stored_count() == 5
+
+
+def test_a_refused_arrival_releases_the_waiting_group_and_the_wait_is_bounded(ch):
+    group = BatchGroupCommit(arrival_wait=30.0)
+    started = time.monotonic()
+    with pytest.raises(ValueError), group.arrival():
+        leader = threading.Thread(target=lambda: (group.submit(rows(1)), connections.close_all()))
+        leader.start()
+        time.sleep(0.3)
+        raise ValueError("an invalid batch: nothing to store")
+    leader.join(timeout=30)
+    assert not leader.is_alive() and time.monotonic() - started < 20
+    assert stored_count() == 1
+    # The wait for an arrival that never comes is bounded by arrival_wait.
+    group = BatchGroupCommit(arrival_wait=0.3)
+    with group.arrival():
+        started = time.monotonic()
+        group.submit(rows(1))
+        assert 0.25 <= time.monotonic() - started < 10
+    assert stored_count() == 2
+
+
 def test_a_failed_insert_fails_every_batch_in_it_and_stores_nothing(ch):
     group = BatchGroupCommit()
     first, good = rows(2), rows(3)
