@@ -186,7 +186,8 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
     metrics.EVENTS_INGESTED.labels(path).inc(len(rows))
     metrics.EVENTS_DUPLICATE.labels(path).inc(len(events) - len(rows) - suppressed)
     if rows:
-        suppression_recheck(users={row[1] for row in rows}, using=using)
+        # A generator: the embedded engine never reads it (a set cost ~0.2 µs an event for nothing).
+        suppression_recheck(users=(row[1] for row in rows), using=using)
     return len(rows)
 
 
