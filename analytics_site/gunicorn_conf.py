@@ -52,8 +52,27 @@ def _http_date_per_second():
     util.http_date = http_date
 
 
+# The cyclic garbage collector in the worker (the values consume_stream uses). With the
+# defaults (700, 10, 10) a 10,000-event batch request (~60,000 tracked objects: row dicts,
+# UUIDs, metadata) set off ~85 young collections and, every few requests, a full one over the
+# whole heap: measured with gc.callbacks in the worker, 3 rounds of 100,000 events from 4
+# connections, 1.7-2.8 s collecting (6-9 µs an event, a fifth of the server's CPU), against
+# 0.5-0.6 s with these thresholds and the start-up heap frozen (gc.freeze: Django, DRF and the
+# engine's modules are never garbage; not walked again). Objects are freed by reference
+# counting as before; only cycles wait longer (a young generation of 50,000 objects, a few MB).
+WORKER_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def _garbage_collector_tuned():
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(*WORKER_GC_THRESHOLDS)
+
+
 def post_worker_init(worker):
     _http_date_per_second()
+    _garbage_collector_tuned()
 
 
 def when_ready(server):

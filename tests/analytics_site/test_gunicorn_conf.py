@@ -1,6 +1,8 @@
-"""analytics_site/gunicorn_conf.py's worker hook: gunicorn's Date header, formatted once a second."""
+"""analytics_site/gunicorn_conf.py's worker hook: gunicorn's Date header, formatted once a second;
+the garbage collector's thresholds."""
 
 import email.utils
+import gc
 import time
 
 from gunicorn import util
@@ -8,8 +10,20 @@ from gunicorn import util
 from analytics_site import gunicorn_conf
 
 
+def test_the_worker_tunes_the_garbage_collector_and_freezes_its_start_up_heap():
+    original, before = util.http_date, gc.get_threshold()
+    try:
+        gunicorn_conf.post_worker_init(worker=None)
+        assert gc.get_threshold() == gunicorn_conf.WORKER_GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        util.http_date = original
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 def test_the_date_header_is_formatted_once_a_second_and_stays_right():
-    original = util.http_date
+    original, thresholds = util.http_date, gc.get_threshold()
     try:
         gunicorn_conf.post_worker_init(worker=None)
         assert util.http_date is not original
@@ -31,3 +45,5 @@ def test_the_date_header_is_formatted_once_a_second_and_stays_right():
         assert later in {email.utils.formatdate(s, usegmt=True) for s in range(before, int(time.time()) + 1)}
     finally:
         util.http_date = original
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
