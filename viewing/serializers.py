@@ -75,7 +75,10 @@ class EventBatchSerializer(serializers.ListSerializer):
     `{"errors": [...]}` with one entry per item ({} for the valid ones), or `non_field_errors`
     when the body is not such an array. Every item goes straight through normalize_event (its
     fast path for well-formed events) with one `now` for the whole batch, instead of DRF's
-    per-item run_validation, which costs more than the check itself at 10,000 items.
+    per-item run_validation, which costs more than the check itself at 10,000 items. A body the
+    batch endpoint's parser decoded in the common shape (viewing.batch_decode.CommonBatch) gives
+    the fast path's rows, the same rows; when one of its items needs the rules, the body is
+    parsed as JSON and goes through them as any other.
     """
 
     def __init__(self, *args, **kwargs):
