@@ -65,9 +65,11 @@ def test_views_feed_aggregating_tables(ch):
 
 
 def _sorted_settings(ttl_and_settings):
-    # fsync is applied by migrate from CLICKHOUSE_FSYNC (viewing/durability.py), not declared.
+    # fsync and packed parts are applied by migrate from CLICKHOUSE_FSYNC and
+    # CLICKHOUSE_PACKED_PART_BYTES (viewing/durability.py, part_storage.py), not declared.
     ttl, _, settings = ttl_and_settings.partition(" SETTINGS ")
-    kept = sorted(s for s in settings.split(", ") if settings and not s.startswith("fsync_"))
+    kept = sorted(s for s in settings.split(", ")
+                  if settings and not s.startswith(("fsync_", "min_bytes_for_full_part_storage")))
     return f"{ttl} SETTINGS {', '.join(kept)}" if kept else ttl
 
 
