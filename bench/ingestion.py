@@ -3,7 +3,6 @@ events (closed and open loop), and Kafka (bare read loop vs consume_stream)."""
 
 import os
 import re
-import shutil
 import urllib.request
 import uuid
 from datetime import datetime
@@ -23,6 +22,11 @@ BATCH_CONCURRENCY = [1, 4]
 # 256 a loaded server queued requests for a thread at 1,000/s).
 OPEN_LOOP_THREADS = 512
 OPEN_LOOP_P99_MS = 500
+# The parts' datasets stay until the run ends (bench/run.py removes its whole directory), not
+# removed one after the other: on ext4 without a journal a file created within ~30 s of many
+# deletions makes the kernel scan the recently deleted inodes, so the next part's inserts would
+# pay for the last one's cleanup (measured: kernel CPU per 200-event insert 47 -> 74 ms right
+# after deleting 30,000 files; docs/operations.md, "The data directory's file system").
 
 
 def bench_ingest(root, cfg, results):
@@ -34,7 +38,6 @@ def bench_ingest(root, cfg, results):
     floor = procs.run_json(["bench.phases", "floor"], {"dir": os.path.join(floor_dir, "clickhouse"),
                                                       "rounds": batch_rounds, "chunk": BATCH},
                            env=procs.dataset_env(floor_dir))
-    shutil.rmtree(floor_dir, ignore_errors=True)
 
     log(f"ingest: HTTP batch endpoint, 10,000 events a request, one client process with "
         f"{' and '.join(map(str, BATCH_CONCURRENCY))} connections (rounds interleaved)")
@@ -46,7 +49,6 @@ def bench_ingest(root, cfg, results):
                                                 "concurrency": BATCH_CONCURRENCY,
                                                 "server_pids": server.worker_pids()})
     batch_rss = server.peak_rss_mib
-    shutil.rmtree(http_dir, ignore_errors=True)
 
     log(f"ingest: single events, 32 clients, {rounds} × {cfg['single_seconds']} s")
     single_dir = procs.fresh_dataset(root, "ingest-single")
@@ -59,7 +61,6 @@ def bench_ingest(root, cfg, results):
     single_rss = server.peak_rss_mib
     parts = procs.run_json(["bench.phases", "parts"], {"dir": os.path.join(single_dir, "clickhouse")},
                            env=procs.dataset_env(single_dir))
-    shutil.rmtree(single_dir, ignore_errors=True)
 
     open_loop = bench_open_loop(root, cfg)
 
@@ -141,7 +142,6 @@ def bench_open_loop(root, cfg):
     peak_rss = server.peak_rss_mib
     parts = procs.run_json(["bench.phases", "parts"], {"dir": os.path.join(var_dir, "clickhouse")},
                            env=procs.dataset_env(var_dir))
-    shutil.rmtree(var_dir, ignore_errors=True)
     stored = parts["viewing_events"]["rows"] - warmup_events
     created = parts["viewing_events"]["parts_created"] - warmup_inserts
     met = [r["rate"] for r in rounds if r["met"]]
@@ -175,7 +175,6 @@ def _consume(root, name, bootstrap, count, group):
                             LOG_LEVEL="INFO")
     # The service's batch size (KAFKA_BATCH_SIZE, KAFKA_BATCH_BYTES): what an operator runs.
     seconds, rss, text = procs.manage(["consume_stream", "--max-messages", str(count)], env=env, timeout=600)
-    shutil.rmtree(var_dir, ignore_errors=True)
     assigned = last = None
     stored = 0
     for line in text.splitlines():
@@ -210,7 +209,7 @@ def bench_kafka(root, cfg, results):
             bare.append(procs.run_json(["bench.phases", "bare_read"], {
                 "bootstrap": broker.bootstrap, "topics": TOPICS, "count": large,
                 "group": f"bench-bare-{uuid.uuid4().hex[:8]}"}))
-            e2e.append(_consume(root, "kafka-e2e", broker.bootstrap, large, f"bench-e2e-{uuid.uuid4().hex[:8]}"))
+            e2e.append(_consume(root, f"kafka-e2e-{i}", broker.bootstrap, large, f"bench-e2e-{uuid.uuid4().hex[:8]}"))
         broker_rss = broker.peak_rss_mib()
     bare_eps = median_of_rounds(bare, "events_per_s")
     e2e_eps = median_of_rounds(e2e, "events_per_s")
