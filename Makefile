@@ -8,8 +8,10 @@ DEMO_EVENTS ?= 1000000
 
 .PHONY: run test lint migrate demo broker produce-sample bench clean test-tools
 
+# The venv is made once: `python -m venv` over an existing one puts back its bundled pip's
+# metadata beside the upgraded pip, and the next `pip install --upgrade pip` then fails.
 $(VENV)/.installed: requirements.txt
-	$(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
