@@ -6,7 +6,6 @@ result on stdout. Bodies are built before the clock starts, so what is timed is 
 
 import http.client
 import json
-import os
 import sys
 import threading
 import time
@@ -15,7 +14,7 @@ from itertools import cycle
 
 from viewing.generator import event_batches
 
-from .stats import summary
+from .stats import cpu_seconds, summary
 
 HOST = "127.0.0.1"
 TIMEOUT = 120
@@ -143,19 +142,6 @@ def run_concurrent(port, requests, *, concurrency, seconds=None, count=None, rep
 
 # --- modes --------------------------------------------------------------------------------------
 
-def _cpu_seconds(pids):
-    """CPU seconds (user + system, every thread) the processes `pids` have used so far."""
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            pass
-    return total
-
-
 def mode_batch(spec):
     """The batch endpoint, `batch` events a request, each round its own events, for every
     number of connections in `concurrency` (default [1]): with 1, one request after the other;
@@ -174,14 +160,14 @@ def mode_batch(spec):
             size = spec["batch"]
             bodies = [json.dumps(events[i : i + size]).encode() for i in range(0, len(events), size)]
             requests = [("POST", "/api/v1/analytics/events/batch", body) for body in bodies]
-            cpu = _cpu_seconds(pids)
+            cpu = cpu_seconds(pids)
             result = run_concurrent(spec["port"], requests, concurrency=n, repeat=False, headers=spec.get("headers"))
             # Only what the server accepted counts; a failed round says so instead of looking fast.
             result["events"] = len(events) if not result["errors"] else None
             result["events_per_s"] = result["events"] / result["elapsed_s"] if result["events"] else None
             result["concurrency"] = n
             if pids:
-                result["server_cpu_us_per_event"] = 1e6 * (_cpu_seconds(pids) - cpu) / len(events)
+                result["server_cpu_us_per_event"] = 1e6 * (cpu_seconds(pids) - cpu) / len(events)
             out[n].append(result)
     return {"rounds": out[concurrency[0]], "by_concurrency": {str(n): rounds for n, rounds in out.items()}}
 

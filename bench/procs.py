@@ -16,6 +16,8 @@ import time
 import urllib.request
 from datetime import datetime
 
+from .stats import cpu_seconds
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
 # What every generated dataset of a run shares (viewing.generator's parameters but seed and size).
@@ -173,15 +175,7 @@ class Server:
 
     def worker_cpu_seconds(self):
         """CPU seconds (user + system, all threads) the worker processes have used so far."""
-        total = 0.0
-        for pid in self.worker_pids():
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            except OSError:
-                pass
-        return total
+        return cpu_seconds(self.worker_pids())
 
     def worker_peak_rss_mib(self):
         """VmHWM (peak RSS) of the worker process: the one that holds the engine."""

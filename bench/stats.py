@@ -1,6 +1,7 @@
 """Percentiles and medians of timings (milliseconds unless named otherwise)."""
 
 import math
+import os
 import statistics
 
 
@@ -30,3 +31,16 @@ def summary(latencies_ms):
 def median_of_rounds(rounds, key):
     """Median over rounds (each a dict) of rounds[i][key]."""
     return median([r.get(key) for r in rounds])
+
+
+def cpu_seconds(pids):
+    """CPU seconds (user + system, every thread) the processes `pids` have used so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total

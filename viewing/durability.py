@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import connections
 
 from viewing import ddl
+from viewing.table_settings import migrated_tables
 
 log = logging.getLogger(__name__)
 
@@ -48,27 +49,19 @@ def durability_apply(*, using: str = "clickhouse", mode: str | None = None) -> l
     """ALTER every data table whose fsync settings differ from what `mode` asks; returns them."""
     mode = mode or settings.CLICKHOUSE_FSYNC
     wanted = set(fsync_tables(mode))
-    cluster = settings.CLICKHOUSE_CLUSTER
     altered = []
     with connections[using].cursor() as cursor:
-        for table in ddl.TABLES:
-            name = table.local_name if cluster else table.name
-            cursor.execute("SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
-                           "AND name = %(name)s", {"name": name})
-            rows = cursor.fetchall()
-            if not rows:
-                continue  # not migrated yet
-            current = {key: value == "1" for key, value in _SETTING.findall(rows[0][0])}
-            on = table.name in wanted
+        for name, target, engine_full in migrated_tables(cursor):
+            current = {key: value == "1" for key, value in _SETTING.findall(engine_full)}
+            on = name in wanted
             if all(current.get(key, False) == on for key in SETTINGS):
                 continue
-            target = f"{name} ON CLUSTER {cluster}" if cluster else name
             # Declared names and constants only, no input.
             if on:
                 cursor.execute(f"ALTER TABLE {target} MODIFY SETTING fsync_after_insert = 1, fsync_part_directory = 1")
             else:
                 cursor.execute(f"ALTER TABLE {target} RESET SETTING fsync_after_insert, fsync_part_directory")
-            altered.append(table.name)
+            altered.append(name)
     if altered:
         log.info("fsync of new parts (CLICKHOUSE_FSYNC=%s) set on %s", mode, ", ".join(altered))
     return altered

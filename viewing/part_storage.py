@@ -30,7 +30,7 @@ import re
 from django.conf import settings
 from django.db import connections
 
-from viewing import ddl
+from viewing.table_settings import migrated_tables
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ def packed_apply(*, using: str = "clickhouse", threshold: int | None = None) -> 
     threshold = settings.CLICKHOUSE_PACKED_PART_BYTES if threshold is None else threshold
     if threshold < 0:
         raise ValueError(f"CLICKHOUSE_PACKED_PART_BYTES must be 0 or more, not {threshold}")
-    cluster = settings.CLICKHOUSE_CLUSTER
     altered = []
     with connections[using].cursor() as cursor:
         cursor.execute(SUPPORTED, {"name": SETTING})
@@ -53,23 +52,16 @@ def packed_apply(*, using: str = "clickhouse", threshold: int | None = None) -> 
             if threshold:
                 log.info("This ClickHouse has no packed part storage (%s): parts keep one file per stream.", SETTING)
             return []
-        for table in ddl.TABLES:
-            name = table.local_name if cluster else table.name
-            cursor.execute("SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
-                           "AND name = %(name)s", {"name": name})
-            rows = cursor.fetchall()
-            if not rows:
-                continue  # not migrated yet
-            found = _CURRENT.search(rows[0][0])
+        for name, target, engine_full in migrated_tables(cursor):
+            found = _CURRENT.search(engine_full)
             if (int(found.group(1)) if found else 0) == threshold:
                 continue
-            target = f"{name} ON CLUSTER {cluster}" if cluster else name
             # Declared names and an integer, no input.
             if threshold:
                 cursor.execute(f"ALTER TABLE {target} MODIFY SETTING {SETTING} = {int(threshold)}")
             else:
                 cursor.execute(f"ALTER TABLE {target} RESET SETTING {SETTING}")
-            altered.append(table.name)
+            altered.append(name)
     if altered:
         log.info("Packed parts below %d bytes (CLICKHOUSE_PACKED_PART_BYTES) set on %s", threshold, ", ".join(altered))
     return altered
