@@ -164,8 +164,8 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
         stored = _stored_ids(cursor, texts)
         if stored:
             new = [i for i, event_id in enumerate(unique) if event_id not in stored]
-            events, texts = list(unique.values()), [texts[i] for i in new]
-            rows = [_insert_values(events[i], created_at) for i in new]
+            kept, texts = list(unique.values()), [texts[i] for i in new]
+            rows = [_insert_values(kept[i], created_at) for i in new]
         else:
             rows = [_insert_values(event, created_at) for event in unique.values()]
         if rows:

@@ -55,6 +55,22 @@ def test_a_suppressed_users_events_are_dropped_from_a_batch_and_counted(ch):
                      "analytics_events_ingested_total": 2}
 
 
+def test_a_batch_of_stored_and_suppressed_events_counts_each_once(ch):
+    """Stored ids and suppressed viewers in one batch: nothing new, and the counters grow by what
+    each was (a duplicate count computed from the kept events alone went negative here)."""
+    erased, kept = uuid.uuid4(), uuid.uuid4()
+    stored = row(kept)
+    assert events_store(events=[stored], path="kafka") == 1
+    suppress(erased)
+    before = {n: metric(n, "kafka") for n in (
+        "analytics_events_suppressed_total", "analytics_events_duplicate_total", "analytics_events_ingested_total")}
+    assert events_store(events=[row(erased), row(erased), row(erased), stored], path="kafka") == 0
+    grown = {n: metric(n, "kafka") - v for n, v in before.items()}
+    assert grown == {"analytics_events_suppressed_total": 3, "analytics_events_duplicate_total": 1,
+                     "analytics_events_ingested_total": 0}
+    assert users_stored() == {kept: 1}
+
+
 def test_the_list_is_the_table_read_on_every_write(ch):
     user = uuid.uuid4()
     assert events_store(events=[row(user)]) == 1
