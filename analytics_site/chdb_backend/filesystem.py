@@ -82,9 +82,9 @@ def _listdir(path: str) -> list[str] | None:
 def filesystem_of(path: str, *, proc_root: str = "/proc", sys_root: str = "/sys") -> FileSystem | None:
     """The file system `path` is (or, not created yet, would be) on; None if /proc cannot say.
     (`proc_root`, `sys_root`: other trees of the same shape, for tests.)"""
+    # Symlinks resolved as far as the path exists; a directory not created yet is on the
+    # mount whose point is the longest prefix of the path, existing or not.
     path = os.path.realpath(path)
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
     try:
         with open(os.path.join(proc_root, MOUNTINFO)) as f:
             found = mount_of(path, f.read())

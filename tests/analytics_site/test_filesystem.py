@@ -14,13 +14,15 @@ from django.test import override_settings
 from analytics_site.chdb_backend.filesystem import describe, filesystem_of, mount_of
 from viewing.checks import NO_JOURNAL, data_dir_filesystem_check
 
-# Recorded /proc/self/mountinfo lines (a root ext4 without a journal, a journaled ext4 on a
-# loop device, tmpfs, and a mount point with a space in its name).
+# /proc/self/mountinfo lines as Linux writes them (recorded, the mount points renamed to paths
+# no machine has, so that resolving symlinks on the real machine leaves them as they are): a
+# root ext4 without a journal, a journaled ext4 on a loop device, tmpfs, and a mount point with
+# a space in its name.
 MOUNTINFO = """\
 27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard
-25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=24684084k
-85 27 7:0 / /mnt/chj rw,relatime shared:40 - ext4 /dev/loop0 rw
-86 27 7:0 / /mnt/my\\040data rw,relatime - ext4 /dev/loop0 rw
+25 24 0:23 / /fake-shm rw,relatime - tmpfs tmpfs rw,size=24684084k
+85 27 7:0 / /fake-loop rw,relatime shared:40 - ext4 /dev/loop0 rw
+86 27 7:0 / /fake-my\\040data rw,relatime - ext4 /dev/loop0 rw
 """
 
 
@@ -42,30 +44,30 @@ def fake_machine(tmp_path, *, journals=("loop0-8",)):
 
 
 def test_the_longest_mount_point_holding_the_path_wins():
-    assert mount_of("/work/var/clickhouse", MOUNTINFO) == ("/", "ext4", "254:0")
-    assert mount_of("/mnt/chj/var", MOUNTINFO) == ("/mnt/chj", "ext4", "7:0")
-    assert mount_of("/mnt/chjx", MOUNTINFO) == ("/", "ext4", "254:0")  # a prefix of the name is not inside
-    assert mount_of("/dev/shm", MOUNTINFO) == ("/dev/shm", "tmpfs", "0:23")
-    assert mount_of("/mnt/my data/x", MOUNTINFO) == ("/mnt/my data", "ext4", "7:0")
+    assert mount_of("/fake-root-data/var/clickhouse", MOUNTINFO) == ("/", "ext4", "254:0")
+    assert mount_of("/fake-loop/var", MOUNTINFO) == ("/fake-loop", "ext4", "7:0")
+    assert mount_of("/fake-loopx", MOUNTINFO) == ("/", "ext4", "254:0")  # a prefix of the name is not inside
+    assert mount_of("/fake-shm", MOUNTINFO) == ("/fake-shm", "tmpfs", "0:23")
+    assert mount_of("/fake-my data/x", MOUNTINFO) == ("/fake-my data", "ext4", "7:0")
     assert mount_of("/anything", "") is None
 
 
 def test_ext4_with_and_without_a_journal_are_told_apart(tmp_path):
     machine = fake_machine(tmp_path)
-    root = filesystem_of("/work/var/clickhouse", **machine)
+    root = filesystem_of("/fake-root-data/var/clickhouse", **machine)
     assert (root.fstype, root.device, root.journal) == ("ext4", "vda", False)
     assert describe(root) == "ext4 without a journal (vda, mounted on /)"
-    loop = filesystem_of("/mnt/chj/var/clickhouse", **machine)
+    loop = filesystem_of("/fake-loop/var/clickhouse", **machine)
     assert (loop.device, loop.journal) == ("loop0", True)
-    shm = filesystem_of("/dev/shm/data", **machine)
+    shm = filesystem_of("/fake-shm/data", **machine)
     assert (shm.fstype, shm.device, shm.journal) == ("tmpfs", None, None)
 
 
 def test_without_the_kernels_lists_nothing_is_claimed(tmp_path):
     machine = fake_machine(tmp_path)
     os.rename(os.path.join(machine["proc_root"], "fs", "ext4"), tmp_path / "elsewhere")
-    assert filesystem_of("/work", **machine).journal is None
-    assert filesystem_of("/work", proc_root=str(tmp_path / "nothing"), sys_root=machine["sys_root"]) is None
+    assert filesystem_of("/fake-root-data", **machine).journal is None
+    assert filesystem_of("/fake-root-data", proc_root=str(tmp_path / "nothing"), sys_root=machine["sys_root"]) is None
     assert describe(None) == "an unknown file system"
 
 
@@ -75,14 +77,14 @@ def test_the_check_warns_only_for_ext4_without_a_journal(tmp_path, monkeypatch):
     import viewing.checks as checks
 
     monkeypatch.setattr(checks, "filesystem_of", lambda path: filesystem_of(path, **machine))
-    with override_settings(CLICKHOUSE_DATA_DIR="/work/var/clickhouse"):
+    with override_settings(CLICKHOUSE_DATA_DIR="/fake-root-data/var/clickhouse"):
         (warning,) = data_dir_filesystem_check(None)
         assert warning.id == NO_JOURNAL and "ext4 without a journal (vda" in warning.msg
         assert "CLICKHOUSE_DATA_DIR" in warning.hint
-    for quiet in ("/mnt/chj/var/clickhouse", "/dev/shm/clickhouse"):
+    for quiet in ("/fake-loop/var/clickhouse", "/fake-shm/clickhouse"):
         with override_settings(CLICKHOUSE_DATA_DIR=quiet):
             assert data_dir_filesystem_check(None) == []
-    with override_settings(CLICKHOUSE_EMBEDDED=False, CLICKHOUSE_DATA_DIR="/work/var/clickhouse"):
+    with override_settings(CLICKHOUSE_EMBEDDED=False, CLICKHOUSE_DATA_DIR="/fake-root-data/var/clickhouse"):
         assert data_dir_filesystem_check(None) == []  # a server's disks are not ours to judge
 
 
