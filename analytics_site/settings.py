@@ -126,7 +126,7 @@ CLICKHOUSE_HTTP_PORT = env.int("CLICKHOUSE_HTTP_PORT", default=8123)
 # (chdb's session default is async_insert=1).
 CLICKHOUSE_QUERY_SETTINGS = {
     "async_insert": 0,
-    # Room for the id list of a 10,000-event de-duplication look-up.
+    # Room for the id list of a de-duplication look-up (viewing/services.py, LOOKUP_CHUNK).
     "max_query_size": 16 * 1024 * 1024,
     "max_execution_time": env.int("CLICKHOUSE_QUERY_TIMEOUT", default=30),
 }

@@ -39,8 +39,11 @@ _store_lock = threading.RLock()  # re-entrant: see writes_paused()
 # The same lock for the erasure (viewing/erasure.py), which suppresses a user and mends the
 # aggregates under it.
 store_lock = _store_lock
-# Ids asked per look-up: keeps each query well under ClickHouse's max_query_size.
-LOOKUP_CHUNK = 5000
+# Ids asked per look-up: one look-up for a Kafka flush or a group of HTTP batches (at most
+# 50,000 events); ~1.9 MB of ids, within max_query_size (settings.CLICKHOUSE_QUERY_SETTINGS).
+# Each look-up has a fixed cost: for 20,000 ids, four look-ups of 5,000 took 2.7 µs an id,
+# one of 20,000 1.6-1.9 µs (180,000 events stored).
+LOOKUP_CHUNK = 50_000
 _EPOCH = datetime(1970, 1, 1)
 _SECOND = timedelta(seconds=1)
 # What an insert asks for so a repeat with the same token writes only what is missing, in the
