@@ -288,9 +288,12 @@ LOGGING = {
     },
     "filters": {"without_traceback": {"()": "analytics_site.logging.WithoutTraceback"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "stream": sys.stderr},
-        "console_short": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "stream": sys.stderr,
-                          "filters": ["without_traceback"]},
+        # Lines written by a writer thread in batches (analytics_site/log_writer.py): ~1,000
+        # request lines a second otherwise queue on one lock around each write.
+        "console": {"class": "analytics_site.log_writer.BatchedStreamHandler", "formatter": LOG_FORMAT,
+                    "stream": sys.stderr},
+        "console_short": {"class": "analytics_site.log_writer.BatchedStreamHandler", "formatter": LOG_FORMAT,
+                          "stream": sys.stderr, "filters": ["without_traceback"]},
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
