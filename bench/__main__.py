@@ -17,7 +17,7 @@ def main(argv=None):
                     "Not a test: it never fails on a missed target.",
         epilog=f"parts:\n{parts_help}",
     )
-    parser.add_argument("--quick", action="store_true", help="1M events only, smaller runs (about 5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="1M events only, smaller runs (about 6 minutes)")
     parser.add_argument("--parts", default=",".join(PARTS), metavar="LIST",
                         help=f"comma-separated parts to run (default: all: {','.join(PARTS)})")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json"),
