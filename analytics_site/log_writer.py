@@ -3,13 +3,14 @@
 Why: at 1,000 single events a second the server logs 1,000 request lines a second, and an
 insert answers ~200 waiting requests at once. Each of them then took logging's handler lock
 and wrote its line to stderr holding it; the write releases the GIL, so the other threads ran
-into the lock and queued on it — futex waits and context switches (`perf` at that rate: a quarter
-of the server's CPU in the kernel's scheduler, this lock among its causes). Here a request thread only formats its line and
-appends it to a list; a writer thread writes whatever has gathered in one `write`. Measured
-with the benchmark's open loop at 1,000 events/s (6 s a run, the two handlers in turn, five
-pairs, quiet machine): p50 181–189 against 204–218 ms and p99 292–311 against 337–349 ms in
-four pairs (the first, during a load spike, went the other way), the server's CPU an event
-within noise (1.01–1.06 against 1.02–1.08 ms), its system share 0.30–0.36 against 0.36–0.38.
+into the lock and queued on it: futex waits and context switches (`perf` at that rate put a
+quarter of the server's CPU in the kernel's scheduler, this lock among the causes). Here a
+request thread only formats its line and appends it to a list; a writer thread writes
+whatever has gathered in one `write`. Measured with the benchmark's open loop at 1,000
+events/s (6 s a run, the two handlers in turn, five pairs, quiet machine): p50 181–189
+against 204–218 ms and p99 292–311 against 337–349 ms in four pairs (the first, during a load
+spike, went the other way); the server's CPU an event within noise (1.01–1.06 against
+1.02–1.08 ms), its system share 0.30–0.36 against 0.36–0.38.
 
 Nothing is lost or reordered that the plain handler would have kept: lines reach the stream in
 the order they were logged; a WARNING or worse returns only once it (and everything before it)

@@ -45,7 +45,7 @@ QUICK = {
     "open_loop_seconds": 4,
     "kafka_messages": [20_000, 60_000],
     # Half the full run's samples a round for the reads (SQL and HTTP took 3 of the quick
-    # run's 7.7 minutes): the quick run stays near 5 minutes, each p50 still a median of 5 rounds.
+    # run's 7.7 minutes; 6 now), each p50 still a median of 5 rounds.
     "query_count": 10,
     "http_count": 10,
     "mixed_seconds": 2,

@@ -1,11 +1,11 @@
 """Native encoding of an INSERT's block, a column at a time in C where the column allows it.
 
 Why: clickhouse-driver encodes a block in Python value by value (a UUID is two shifts, two
-masks and a struct argument; every value of every column passes `prepare_items`). For the
-service's events that was ~7 µs an event, half of the Python an HTTP batch or a Kafka flush
-spends holding the GIL (py-spy on the server under 4 concurrent 10,000-event batches). Here
-a column of a common type becomes bytes through a few C calls over the whole column —
-`array` for numbers, `b"".join` for strings and UUIDs.
+masks and a struct argument; every value of every column passes `prepare_items`). Under 4
+concurrent 10,000-event batches, py-spy put that at half of the server's time holding the GIL.
+Here a column of a common type becomes bytes through a few C calls over the whole column —
+`array` for numbers, `b"".join` for strings and UUIDs: the events' block of 20,000 rows in one
+thread ~1.2 instead of ~2.8 µs an event.
 
 The bytes are exactly clickhouse-driver's: tests/analytics_site/test_native_encode.py compares
 both encodings for every type taken here, edge values included. A column the fast path does not
