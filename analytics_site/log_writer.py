@@ -96,6 +96,15 @@ def _writer_for(stream: TextIO) -> _Writer:
         return writer
 
 
+def _new_lock_in_child() -> None:
+    # A fork while another thread held the lock would leave the child's copy held for good.
+    global _writers_lock
+    _writers_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 @atexit.register
 def _flush_all() -> None:
     for writer in list(_writers):

@@ -117,3 +117,28 @@ def test_lines_logged_together_reach_the_stream_in_fewer_writes():
     handler.flush()
     assert stream.getvalue().count("\n") == 2000
     assert stream.writes < 2000  # the writer thread took several lines at a time
+
+
+def test_a_child_forked_while_the_writers_list_was_locked_can_still_make_a_handler():
+    done = _run("""
+        import io, threading
+        from analytics_site import log_writer
+        held, release = threading.Event(), threading.Event()
+
+        def hold():  # another thread making a handler when the fork comes
+            with log_writer._writers_lock:
+                held.set()
+                release.wait()
+
+        threading.Thread(target=hold, daemon=True).start()
+        held.wait()
+        pid = os.fork()
+        release.set()
+        if pid == 0:
+            BatchedStreamHandler(io.StringIO())  # would wait forever on the copied, held lock
+            log.info("child made a handler")
+            sys.exit(0)
+        os.waitpid(pid, 0)
+    """)
+    assert done.returncode == 0, done.stderr
+    assert [line.split(" ", 1)[1] for line in done.stderr.splitlines()] == ["child made a handler"]
