@@ -12,7 +12,7 @@ both encodings for every type taken here, edge values included. A column the fas
 take — another type, or any value the driver would convert or refuse (a UUID given as text, a
 datetime, None where the type has no NULL, a number out of range) — is written by the driver's
 own `write_column`, so its conversions and errors stay the driver's. A block with `types_check`
-or with rows of another length than its columns is not taken at all (`encode_block` → None).
+or with rows of another length than its columns is written by the driver's BlockOutputStream.
 """
 
 import sys
@@ -26,6 +26,7 @@ from typing import Any
 
 from clickhouse_driver.bufferedwriter import BufferedSocketWriter
 from clickhouse_driver.columns.service import write_column
+from clickhouse_driver.streams.native import BlockOutputStream
 
 _LITTLE = sys.byteorder == "little"  # Native numbers are little-endian
 
@@ -140,27 +141,33 @@ def _low_cardinality_strings(items: Sequence[Any]) -> bytes:
     ])
 
 
-def _fast_encoders(context: Any) -> dict[str, Callable[[Sequence[Any]], bytes]]:
-    encoders: dict[str, Callable[[Sequence[Any]], bytes]] = {
-        name: (lambda items, code=code: _numbers(code, items)) for name, code in _INT_CODES.items()
-    }
-    encoders["UUID"] = _uuids
-    encoders["Nullable(UUID)"] = _nullable_uuids
-    settings = context.client_settings
-    if settings.get("strings_encoding", "utf-8").lower() in ("utf-8", "utf8") and not settings.get("strings_as_bytes"):
-        encoders["String"] = _strings
-        encoders["LowCardinality(String)"] = _low_cardinality_strings
-    return encoders
+# Built once: an encoder per column type the fast path takes.
+_ENCODERS: dict[str, Callable[[Sequence[Any]], bytes]] = {
+    **{name: (lambda items, code=code: _numbers(code, items)) for name, code in _INT_CODES.items()},
+    "UUID": _uuids,
+    "Nullable(UUID)": _nullable_uuids,
+}
+# Strings only as the driver's defaults write them (UTF-8 text).
+_STRING_ENCODERS: dict[str, Callable[[Sequence[Any]], bytes]] = {
+    "String": _strings,
+    "LowCardinality(String)": _low_cardinality_strings,
+}
 
 
-def _fast_encoder(spec: str, encoders: dict) -> Callable[[Sequence[Any]], bytes] | None:
+def _fast_encoder(spec: str, context: Any) -> Callable[[Sequence[Any]], bytes] | None:
     # DateTime and DateTime('zone') are UInt32 seconds; the driver writes an int as it is.
     if spec == "DateTime" or (spec.startswith("DateTime('") and spec.endswith("')")):
-        return encoders["UInt32"]
-    return encoders.get(spec)
+        return _ENCODERS["UInt32"]
+    if spec in _STRING_ENCODERS:
+        settings = context.client_settings
+        utf8 = settings.get("strings_encoding", "utf-8").lower() in ("utf-8", "utf8")
+        return _STRING_ENCODERS[spec] if utf8 and not settings.get("strings_as_bytes") else None
+    return _ENCODERS.get(spec)
 
 
 class _Sink:
+    """What clickhouse-driver's BufferedSocketWriter writes to: collects the bytes."""
+
     def __init__(self) -> None:
         self.parts: list[bytes] = []
 
@@ -168,30 +175,34 @@ class _Sink:
         self.parts.append(bytes(data))
 
 
-def _driver_column(context: Any, name: str, spec: str, items: list) -> bytes:
+def _driver_bytes(write: Callable[[BufferedSocketWriter], None]) -> bytes:
     sink = _Sink()
     writer = BufferedSocketWriter(sink, 1 << 20)
-    write_column(context, name, spec, items, writer)
+    write(writer)
     writer.flush()
     return b"".join(sink.parts)
 
 
-def encode_block(block: Any, context: Any) -> bytes | None:
+def _driver_column(context: Any, name: str, spec: str, items: list) -> bytes:
+    return _driver_bytes(lambda writer: write_column(context, name, spec, items, writer))
+
+
+def encode_block(block: Any, context: Any) -> bytes:
     """The Native bytes of a clickhouse-driver RowOrientedBlock at protocol revision 0 (no
-    block info, no custom serialization byte), as BlockOutputStream writes them; None for a
-    block to leave to BlockOutputStream (types_check, rows of another length)."""
+    block info, no custom serialization byte): BlockOutputStream's bytes. A block with
+    types_check, or with rows of another length than its columns, is written by
+    BlockOutputStream itself."""
     columns_with_types = block.columns_with_types
     rows = block.get_rows()
     width = len(columns_with_types)
     if block.types_check or not width or not rows or set(map(len, rows)) != {width}:
-        return None
-    encoders = _fast_encoders(context)
+        return _driver_bytes(lambda writer: BlockOutputStream(writer, context).write(block))
     parts = [_varint(width), _varint(len(rows))]
     for index, (name, spec) in enumerate(columns_with_types):
         items = list(map(itemgetter(index), rows))  # zip(*rows) is ~7x slower for 10,000 rows
         parts.append(_binary_str(name))
         parts.append(_binary_str(spec))
-        encode = _fast_encoder(spec, encoders)
+        encode = _fast_encoder(spec, context)
         try:
             if encode is None:
                 raise _Unsupported

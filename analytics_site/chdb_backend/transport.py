@@ -37,10 +37,9 @@ from typing import Any
 from clickhouse_driver import Client, errors
 from clickhouse_driver.block import RowOrientedBlock
 from clickhouse_driver.bufferedreader import BufferedSocketReader
-from clickhouse_driver.bufferedwriter import BufferedSocketWriter
 from clickhouse_driver.connection import Connection, Packet, ServerInfo
 from clickhouse_driver.protocol import ServerPacketTypes
-from clickhouse_driver.streams.native import BlockInputStream, BlockOutputStream
+from clickhouse_driver.streams.native import BlockInputStream
 
 from .engine import open_engine
 from .native_encode import encode_block
@@ -90,20 +89,6 @@ class _BytesSource:
         pass
 
 
-class _BytesSink:
-    """What BufferedSocketWriter writes to: collects the bytes of one Native block."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def sendall(self, data: bytes | memoryview) -> None:
-        self.parts.append(bytes(data))
-
-    def take(self) -> bytes:
-        data, self.parts = b"".join(self.parts), []
-        return data
-
-
 class _InsertFile:
     """The Native blocks of one INSERT, in an anonymous in-memory file that the engine reads
     by path (`/proc/self/fd/N`) when the data is complete."""
@@ -149,7 +134,6 @@ class EmbeddedConnection(Connection):
         self._packets = deque()
         self._inserter = None
         self._applied = {}
-        self._sink = _BytesSink()
 
     def __repr__(self) -> str:
         return f"<EmbeddedConnection path={self.path} database={self.database}>"
@@ -281,12 +265,7 @@ class EmbeddedConnection(Connection):
                 inserter.close()
             self._queue(ServerPacketTypes.END_OF_STREAM)
             return
-        data = encode_block(block, self.context)
-        if data is None:
-            writer = BufferedSocketWriter(self._sink, _BUFFER_SIZE)
-            BlockOutputStream(writer, self.context).write(block)
-            data = self._sink.take()
-        self._inserter.write(data)
+        self._inserter.write(encode_block(block, self.context))
 
     def send_cancel(self) -> None:
         if self._inserter is not None:
