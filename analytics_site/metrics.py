@@ -46,6 +46,11 @@ INSERT_ROWS = Histogram(
     ["path"],
     buckets=(1, 10, 100, 1000, 5000, 10000, 50000, 100000),
 )
+BATCHES_CHECKED = Counter(
+    "analytics_batches_checked_total",
+    "HTTP batches stored, by what read and checked them: the engine (its path for the common shape) or the rules.",
+    ["by"],
+)
 UNFINISHED_INSERTS = Gauge(
     "analytics_unfinished_inserts",
     "Inserts that failed after the raw table took their rows, waiting to be completed in the views.",

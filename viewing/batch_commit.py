@@ -29,6 +29,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
+from .batch_engine import StagedBatch, staged_store
 from .services import events_store
 
 # On the embedded engine the views of an insert run side by side instead of one after the
@@ -93,9 +94,10 @@ class BatchGroupCommit:
                     self._arriving -= 1
                     self._changed.notify_all()
 
-    def submit(self, events: list, *, arrived: bool = False) -> None:
-        """Store `events` (normalized rows for events_store); returns once they are stored,
-        raising the insert's error if it failed. `arrived`: counted by arrival() until now."""
+    def submit(self, events: list | StagedBatch, *, arrived: bool = False) -> None:
+        """Store `events` (normalized rows for events_store, or a batch the engine staged);
+        returns once they are stored, raising the insert's error if it failed. `arrived`:
+        counted by arrival() until now."""
         mine = _Pending(events)
         with self._lock:
             if arrived:
@@ -124,7 +126,11 @@ class BatchGroupCommit:
         # Called with the lock held, by the first pending request; the lock is released
         # during the insert so that other requests can join the next group meanwhile.
         group, count = [], 0
-        while self._pending and (not group or count + len(self._pending[0].events) <= self.max_events):
+        staged = isinstance(self._pending[0].events, StagedBatch)
+        # One insert takes batches of one kind: rows checked in Python, or batches the engine
+        # staged (viewing/batch_engine.py); a group ends where the kind changes.
+        while self._pending and (not group or count + len(self._pending[0].events) <= self.max_events) \
+                and isinstance(self._pending[0].events, StagedBatch) == staged:
             item = self._pending.pop(0)
             group.append(item)
             count += len(item.events)
@@ -133,8 +139,12 @@ class BatchGroupCommit:
         self._lock.release()
         error = None
         try:
-            events = group[0].events if len(group) == 1 else [e for item in group for e in item.events]
-            events_store(events=events, settings=EMBEDDED_INSERT_SETTINGS if settings.CLICKHOUSE_EMBEDDED else None)
+            insert_settings = EMBEDDED_INSERT_SETTINGS if settings.CLICKHOUSE_EMBEDDED else None
+            if staged:
+                staged_store([item.events for item in group], insert_settings=insert_settings)
+            else:
+                events = group[0].events if len(group) == 1 else [e for item in group for e in item.events]
+                events_store(events=events, settings=insert_settings)
         except Exception as e:  # every request of the group gets the insert's error
             error = e
         finally:

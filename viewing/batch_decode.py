@@ -19,7 +19,9 @@ refuses a float, a bool or a string where an integer belongs.
 """
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -116,9 +118,24 @@ def common_rows(items: list, *, now: datetime, retention_days: int) -> list[Even
     return rows
 
 
+class BatchBody:
+    """A batch request's body as read (size limit checked), not parsed yet: the engine path
+    (viewing/batch_engine.py) reads `raw` itself; `decode()` parses it the Python way
+    (EventBatchParser.parse_body: a CommonBatch, the JSON document, or ParseError)."""
+
+    def __init__(self, raw: bytes, utf8: bool, decode: Callable[[], Any]) -> None:
+        self.raw, self.utf8, self.decode = raw, utf8, decode
+
+
 class EventBatchParser(BoundedJSONParser):
-    """The batch endpoint's parser: the fast path's CommonBatch for a body in the common shape,
-    the JSON document otherwise (BoundedJSONParser: the same limits and errors)."""
+    """The batch endpoint's parser: the body as a BatchBody, whose decode() gives the fast
+    path's CommonBatch for a body in the common shape, the JSON document otherwise
+    (BoundedJSONParser: the same limits and errors)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        body = self.read_body(stream, parser_context)
+        return BatchBody(body, decodes_as_utf8(parser_context),
+                         lambda: self.parse_body(body, media_type, parser_context))
 
     def parse_body(self, body: bytes, media_type=None, parser_context=None):
         items = decode_common(body) if decodes_as_utf8(parser_context) else None

@@ -158,7 +158,7 @@ def events_store(*, events, path="http", using="clickhouse", settings=None):
     batch_unique = len(unique)
     started = time.perf_counter()
     with _store_lock, connections[using].cursor() as cursor:
-        _complete_unfinished(cursor, using=using, wanted=unique.keys())
+        complete_unfinished(cursor, using=using, wanted=unique.keys())
         # Erased viewers' events are dropped here, under the lock (viewing/suppression.py).
         unique = events_unsuppressed(cursor, unique, path=path)
         suppressed = batch_unique - len(unique)
@@ -253,15 +253,32 @@ def _batch_token(rows, texts=None):
         texts = [_id_text(row[0]) for row in rows]
     order = sorted(range(len(rows)), key=texts.__getitem__)
     rows[:] = [rows[i] for i in order]
-    return hashlib.blake2b("".join([texts[i] for i in order]).encode(), digest_size=16).hexdigest()
+    return ids_token("".join([texts[i] for i in order]))
+
+
+def ids_token(sorted_id_texts: str) -> str:
+    """The deduplication token of the ids whose _id_text, sorted and joined, are this text
+    (the engine path of batches computes that text in SQL: viewing/batch_engine.py)."""
+    return hashlib.blake2b(sorted_id_texts.encode(), digest_size=16).hexdigest()
+
+
+def run_with_settings(cursor, sql: str, params, insert_settings: dict, *, many: bool = False) -> None:
+    """Run one INSERT with these ClickHouse settings (and none of them after)."""
+    cursor.cursor.set_settings(insert_settings)
+    try:
+        (cursor.executemany if many else cursor.execute)(sql, params)
+    finally:
+        cursor.cursor.set_settings({})
 
 
 def _insert(cursor, rows, insert_settings):
-    cursor.cursor.set_settings(insert_settings)
-    try:
-        cursor.executemany(queries.INSERT_EVENTS, rows)
-    finally:
-        cursor.cursor.set_settings({})
+    run_with_settings(cursor, queries.INSERT_EVENTS, rows, insert_settings, many=True)
+
+
+def remember_unfinished(cursor, rows: list, token: str, *, path: str, using: str) -> None:
+    """After a failed insert of `rows` (services' insert tuples) with `token`: complete it
+    before anything else is stored if the raw table took rows of it (the engine path's)."""
+    _remember(cursor, _Unfinished(rows, token, path, using))
 
 
 def _raw_holds_any(cursor, rows):
@@ -297,7 +314,7 @@ def _remember(cursor, unfinished):
     metrics.UNFINISHED_INSERTS.set(len(_unfinished))
 
 
-def _complete_unfinished(cursor, *, using, wanted):
+def complete_unfinished(cursor, *, using, wanted):
     """Send every remembered insert again (same rows, same token). One that still fails is
     kept; it fails the current batch only if the batch shares an event with it, so a retry is
     never acknowledged while the views lack its events."""

@@ -4,6 +4,7 @@ Views only: validation in serializers (and viewing.events), reads in selectors, 
 services and ingest_buffer, the OpenAPI description in viewing.openapi.
 """
 
+from django.conf import settings
 from django.http import Http404
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -11,9 +12,12 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics_site.metrics import BATCHES_CHECKED
+
 from . import clock, openapi, selectors
 from .batch_commit import batch_arrival
 from .batch_decode import EventBatchParser
+from .batch_engine import stage_batch
 from .filters import TrendsFilterSerializer, WindowFilterSerializer
 from .ingest_buffer import event_ingest
 from .renderers import AnalyticsCsvRenderer
@@ -113,12 +117,24 @@ class EventBatchApi(APIView):
     parser_classes = [EventBatchParser]  # the fast path for batches in the common shape
 
     def post(self, request):
+        body, now = request.data, clock.now()  # body: a batch_decode.BatchBody
         # Concurrent batches share one insert (viewing/batch_commit.py): a batch being read and
         # checked counts as arriving, so the group about to be stored can wait for it.
         with batch_arrival() as store:
-            batch = EventBatchSerializer(data=request.data, context={"now": clock.now()})
+            # The engine reads, checks and inserts a body in the common shape itself
+            # (viewing/batch_engine.py); any other body goes through the rules.
+            staged = stage_batch(body.raw, now=now, retention_days=settings.RETENTION_DAYS) if body.utf8 else None
+            if staged is not None:
+                try:
+                    store(staged)  # returns once stored
+                finally:
+                    staged.close()
+                BATCHES_CHECKED.labels("engine").inc()
+                return Response({"accepted": len(staged)}, status=201)
+            batch = EventBatchSerializer(data=body.decode(), context={"now": now})
             batch.is_valid(raise_exception=True)
             store(batch.validated_data)  # returns once stored
+        BATCHES_CHECKED.labels("rules").inc()
         return Response({"accepted": len(batch.validated_data)}, status=201)
 
 

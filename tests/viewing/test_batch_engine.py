@@ -1,0 +1,223 @@
+"""The batch endpoint's engine path (viewing/batch_engine.py) answers and stores exactly what
+the Python rules do: every body below is sent once with ENGINE_BATCH_CHECKS on and once off,
+and the status, the answer and the stored rows must be the same. The bodies in the common
+shape must be taken by the engine (counted), so the comparison cannot pass by the engine
+declining everything."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connections
+
+from analytics_site.metrics import BATCHES_CHECKED
+from tests.conftest import query
+from viewing import clock, services
+
+BATCH = "/api/v1/analytics/events/batch"
+MOVIE = "5f0c1a5e-8f43-4c54-9a1e-6a4f1b2c3d4e"
+SESSION = "0b7e4a3c-2d1f-4e5a-8b9c-1d2e3f4a5b6c"
+# The service clock's now (whole seconds); the bounds are now - 365 days and now + 5 minutes.
+NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+def iso(moment, suffix="Z"):
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + suffix
+
+
+def item(**fields):
+    """A valid event in the common shape, changed by `fields` (None: the key left out);
+    USER and EVID are replaced by a fresh id on each way."""
+    base = {"id": "EVID", "user_id": "USER", "movie_id": MOVIE, "session_id": SESSION, "event_type": "start",
+            "position_seconds": 42, "event_time": iso(NOW - timedelta(hours=1)),
+            "metadata": {"device": "tv", "quality": "1080p"}}
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def body(*items):
+    return json.dumps(list(items), ensure_ascii=False)
+
+
+# The engine must take these (the shape producers send).
+TAKEN = {
+    "plain": body(item()),
+    "several": body(item(), item(id="EVID2", event_type="finish", position_seconds=0)),
+    "spellings": body(*(item(id=f"EVID{i}", event_type=t) for i, t in
+                        enumerate(["stream.start", "stream_stop", "stop", "progress_update", "stream.progress"]))),
+    "uuids upper case": body(item(movie_id=MOVIE.upper(), session_id=SESSION.upper())),
+    "uuids of 32 digits": body(item(movie_id=MOVIE.replace("-", ""))),
+    "no id": body(item(id=None), item(id=None)),
+    "null id and session": '[{"id": null, "user_id": "USER", "movie_id": "%s", "session_id": null,'
+                           ' "event_type": "start"}]' % MOVIE,
+    "no session, no time, no position, no metadata": body(item(session_id=None, event_time=None,
+                                                                position_seconds=None, metadata=None)),
+    "metadata null": body(item(metadata=None) | {"metadata": None}),
+    "metadata empty": body(item(metadata={})),
+    "metadata flat of every kind": body(item(metadata={"s": "é/ü 🎬", "n": -7, "z": -0, "b": True, "f": False,
+                                                       "x": None, "a": [1, "2", [3, [4]], [], True]})),
+    "time with fraction": body(item(event_time=iso(NOW - timedelta(hours=1), ".123456Z"))),
+    "time with offsets": body(item(event_time=iso(NOW, "+05:30")), item(id="EVID2", event_time=iso(NOW, "-00:00")),
+                              item(id="EVID3", event_time=iso(NOW - timedelta(hours=9), "-04:45"))),
+    "time as timestamp": body(item(event_time=None, timestamp=iso(NOW - timedelta(minutes=3)))),
+    "time null, timestamp given": body(item(event_time=None) | {"event_time": None,
+                                                                "timestamp": iso(NOW - timedelta(days=2))}),
+    "epoch seconds and milliseconds": body(item(event_time=int(NOW.timestamp()) - 60),
+                                           item(id="EVID2", event_time=int(NOW.timestamp() * 1000) - 1)),
+    "time at the future bound": body(item(event_time=iso(NOW + timedelta(minutes=5)))),
+    "time at the retention bound": body(item(event_time=iso(NOW - timedelta(days=365)))),
+    "metadata escaped plain letter": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start",'
+                                     ' "metadata": {"s": "\\u00e9"}}]' % MOVIE,
+    "metadata 32 levels": body(item(metadata={"a": json.loads("[" * 31 + "]" * 31)})),
+    "position bounds": body(item(position_seconds=0), item(id="EVID2", position_seconds=4294967295)),
+    "unknown fields": body(item(player="web", extra={"deep": [1, {"x": 2}]})),
+    "whitespace around": "\n  " + body(item()) + " \n",
+    "repeated key in a nested unknown field": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start",'
+                                              ' "other": {"k": 1, "k": 2}}]' % MOVIE,
+}
+
+# The rules decide these: the engine path must decline them (or refuse the same way).
+DECLINED = {
+    "uuid in braces": body(item(movie_id="{" + MOVIE + "}")),
+    "uuid half dashed": body(item(movie_id=MOVIE.replace("-", "", 2))),
+    "uuid invalid": body(item(movie_id="not-a-uuid")),
+    "user id missing": body(item(user_id=None)),
+    "user id a number": body(item(user_id=5)),
+    "type unknown": body(item(event_type="pause")),
+    "type in capitals": body(item(event_type="START")),
+    "type missing": body(item(event_type=None)),
+    "time naive": body(item(event_time=iso(NOW, ""))),
+    "time lower-case z": body(item(event_time=iso(NOW - timedelta(hours=1), "z"))),
+    "time offset 24 hours": body(item(event_time=iso(NOW, "+24:00"))),
+    "time offset minutes 60": body(item(event_time=iso(NOW, "+01:60"))),
+    "time seven fraction digits": body(item(event_time=iso(NOW - timedelta(hours=1), ".1234567Z"))),
+    "time February 30": body(item(event_time="2026-02-30T10:00:00Z")),
+    "time hour 24": body(item(event_time=NOW.strftime("%Y-%m-%dT24:00:00Z"))),
+    "time past the future bound": body(item(event_time=iso(NOW + timedelta(minutes=5, seconds=1)))),
+    "time past the retention bound": body(item(event_time=iso(NOW - timedelta(days=365, seconds=1)))),
+    "time epoch as a string": body(item(event_time=str(int(NOW.timestamp())))),
+    "time epoch negative": body(item(event_time=-5)),
+    "time epoch as a float": body(item(event_time=NOW.timestamp())),
+    "time a bool": body(item(event_time=True)),
+    "position negative": body(item(position_seconds=-1)),
+    "position too large": body(item(position_seconds=4294967296)),
+    "position a string of digits": body(item(position_seconds="42")),
+    "position a float": body(item(position_seconds=42.0)),
+    "position a bool": body(item(position_seconds=True)),
+    "metadata nested object": body(item(metadata={"a": {"b": 1}})),
+    "metadata float": body(item(metadata={"bitrate": 4.5})),
+    "metadata integral float": body(item(metadata={"bitrate": 4.0})),
+    "metadata exponent": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "metadata": {"n": 2e3}}]'
+                         % MOVIE,
+    "metadata big integer": body(item(metadata={"n": 12345678901234567890123})),
+    "metadata escapes": body(item(metadata={"s": "a\nb", "q": 'say "hi"', "u": "\u2028"})),
+    "metadata repeated key": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start",'
+                             ' "metadata": {"a": 1, "a": 2}}]' % MOVIE,
+    "metadata too large": body(item(metadata={"s": "x" * 8200})),
+    "metadata 33 levels": body(item(metadata={"a": json.loads("[" * 32 + "]" * 32)})),
+    "metadata an array": body(item(metadata=[1, 2])),
+    "metadata a string": body(item(metadata="x")),
+    "lone surrogate": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "metadata": {"s": "\\ud800"}}]'
+                      % MOVIE,
+    "repeated top-level key": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "event_type": "finish"}]'
+                              % MOVIE,
+    "an item not an object": '[%s, 5]' % body(item())[1:-1],
+    "not an array": json.dumps(item()),
+    "empty array": "[]",
+    "NaN": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "metadata": {"n": NaN}}]' % MOVIE,
+    "trailing comma": '[%s,]' % body(item())[1:-1],
+    "missing comma": '[%s %s]' % (body(item())[1:-1], body(item(id="EVID2"))[1:-1]),
+    "trailing garbage": body(item()) + "x",
+    "leading zero": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "position_seconds": 042}]' % MOVIE,
+    "deep unknown field": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "x": %s}]'
+                          % (MOVIE, "[" * 2000 + "]" * 2000),
+    "same id twice": body(item(), item(position_seconds=7)),
+}
+
+
+def send(client, text, engine):
+    """Post `text` (USER/EVID* replaced by fresh ids); the answer, the stored rows with the
+    fresh ids named back, and whether the engine took it."""
+    ids = {name: str(uuid.uuid4()) for name in ("EVID3", "EVID2", "EVID1", "EVID0", "EVID4", "EVID", "USER")}
+    for name, value in ids.items():
+        text = text.replace(name, value)
+    before = BATCHES_CHECKED.labels("engine")._value.get()
+    with clock.frozen(NOW):
+        from django.test import override_settings
+        with override_settings(ENGINE_BATCH_CHECKS=engine):
+            response = client.post(BATCH, text.encode("utf-8", "surrogatepass"), content_type="application/json")
+    taken = BATCHES_CHECKED.labels("engine")._value.get() > before
+    names = {v: k for k, v in ids.items()}
+    rows = query("SELECT toString(id), toString(movie_id), toString(session_id), event_type, position_seconds, "
+                 "event_time, metadata FROM viewing_events WHERE user_id = toUUID(%(u)s)", {"u": ids["USER"]})
+    rows = sorted((names.get(r[0], "random id"), *r[1:]) for r in rows)
+    return response.status_code, response.content.decode(), rows, taken
+
+
+@pytest.mark.parametrize("name", list(TAKEN))
+def test_the_engine_stores_what_the_rules_store(ch, client, name):
+    ruled = send(client, TAKEN[name], engine=False)
+    engine = send(client, TAKEN[name], engine=True)
+    assert ruled[0] == 201 and ruled[3] is False
+    assert engine[3] is True, "the engine should take this body"
+    assert engine[:3] == ruled[:3]
+
+
+@pytest.mark.parametrize("name", list(DECLINED))
+def test_the_engine_leaves_every_other_body_to_the_rules(ch, client, name):
+    ruled = send(client, DECLINED[name], engine=False)
+    engine = send(client, DECLINED[name], engine=True)
+    assert engine[3] is False, "the rules should decide this body"
+    assert engine[:3] == ruled[:3]
+
+
+def test_a_stored_id_and_a_repeat_across_batches_are_stored_once(ch, client):
+    first = [dict(item(), user_id=str(uuid.uuid4()), id=str(uuid.uuid4())) for _ in range(3)]
+    again = first[1:] + [dict(first[0], id=str(uuid.uuid4()))]
+    with clock.frozen(NOW):
+        assert client.post(BATCH, json.dumps(first), content_type="application/json").status_code == 201
+        response = client.post(BATCH, json.dumps(again), content_type="application/json")
+    assert response.status_code == 201 and response.json() == {"accepted": 3}
+    assert query("SELECT count(), uniqExact(id) FROM viewing_events") == [(4, 4)]
+
+
+def test_an_erased_viewers_events_are_acknowledged_and_not_stored(ch, client):
+    erased, kept = str(uuid.uuid4()), str(uuid.uuid4())
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute("INSERT INTO suppressed_users (user_id, suppressed_at) VALUES", [(uuid.UUID(erased), 0)])
+    items = [dict(item(), id=str(uuid.uuid4()), user_id=u) for u in (erased, kept, erased)]
+    before = BATCHES_CHECKED.labels("engine")._value.get()
+    with clock.frozen(NOW):
+        response = client.post(BATCH, json.dumps(items), content_type="application/json")
+    assert response.status_code == 201 and response.json() == {"accepted": 3}
+    assert BATCHES_CHECKED.labels("engine")._value.get() == before + 1
+    assert query("SELECT toString(user_id) FROM viewing_events") == [(kept,)]
+
+
+def test_a_failed_insert_is_kept_and_completed_with_the_engines_rows(ch, client, settings):
+    """A view refusing the insert: 503, nothing acknowledged; the raw table took the rows, so
+    the insert is remembered with the rows the engine made (random ids included) and sent
+    again before the next batch: every table then holds each event once."""
+    items = [dict(item(), id=None, user_id=str(uuid.uuid4())) for _ in range(5)]
+    for i in items:
+        i.pop("id")
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute("ALTER TABLE events_daily ADD CONSTRAINT refuse CHECK day < '2000-01-01'")
+    try:
+        with clock.frozen(NOW):
+            response = client.post(BATCH, json.dumps(items), content_type="application/json")
+        assert response.status_code == 503
+        unfinished = services.unfinished_inserts()
+        assert len(unfinished) == 1 and len(unfinished[0].rows) == 5
+        stored_ids = {r[0] for r in query("SELECT id FROM viewing_events")}
+        assert stored_ids == {row[0] for row in unfinished[0].rows}
+    finally:
+        with connections["clickhouse"].cursor() as cursor:
+            cursor.execute("ALTER TABLE events_daily DROP CONSTRAINT refuse")
+    with clock.frozen(NOW):
+        again = client.post(BATCH, body(item()).replace("USER", str(uuid.uuid4())).replace("EVID", str(uuid.uuid4())),
+                            content_type="application/json")
+    assert again.status_code == 201 and not services.unfinished_inserts()
+    assert query("SELECT count(), uniqExact(id) FROM viewing_events") == [(6, 6)]
+    assert query("SELECT count() FROM event_ids") == [(6,)]
