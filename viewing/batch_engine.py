@@ -57,100 +57,110 @@ from .events import (
 )
 
 MAX_ITEMS = 10_000
+# Python's json parses far deeper (~1,000 levels); simdjson up to 1,024. Deeper bodies than
+# this are left to the rules, so the engine never takes a body Python would find too deep.
+MAX_NESTING = 40
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 
 
 def _array(values: Sequence[str]) -> str:
     return "[" + ", ".join("'" + v + "'" for v in values) + "]"
 
 
-# Spellings as the engine writes a JSON string back: quoted, no escapes.
-_TYPE_SPELLINGS = _array([f'"{spelling}"' for spelling in EVENT_TYPES])
+_TYPE_SPELLINGS = _array(list(EVENT_TYPES))
 _TYPE_NAMES = _array(list(EVENT_TYPES.values()))
-_UUID_RAW = r'^"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})"$'
-_TIME_RAW = r'^"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"$'
-_ABSENT = "('', 'null')"
+_UUID = r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})$"
+_ISO_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+# A JSON string, for emptying the strings of a text before looking at its numbers.
+_JSON_STRING = r'"(?:[^"\\\\]|\\\\.)*"'
 
+# The fields the engine reads of each item, each as text: a JSON string decoded, a number,
+# true/false, an object or an array as written (the settings below); null or absent is NULL.
+# Other keys are skipped; a key twice fails the read (and the rules decide).
+_FIELDS = ", ".join(f"{name} Nullable(String)" for name in (
+    "id", "user_id", "movie_id", "session_id", "event_type", "event_time", "timestamp", "position_seconds",
+    "metadata"))
 
-def _unquoted(field: str) -> str:
-    """A JSON string field's text between its quotes (for one that matched a pattern without escapes)."""
-    return f"substring(f['{field}'], 2, length(f['{field}']) - 2)"  # a missing key reads as '', a JSON null as 'null'
-
-# Every item of the body (a JSON array of objects) as one staged row. `f`: the item's fields,
-# each as the engine writes its JSON value back (strings quoted, objects compact). The
-# *_raw columns are only read by the outer SELECT.
+# Every item of the body (a JSON array of objects) as one staged row with its `ok`. A number
+# where a string belongs reads as text too: that is harmless (a UUID of 32 digits is
+# excluded by the body's check, STAGED_SUMMARY), and digits as a string are what the rules
+# accept for a position or an epoch time.
 STAGE = f"""
 INSERT INTO FUNCTION file(%(staged)s, 'Native')
 SELECT id, user_id, movie_id, session_id, event_type, position_seconds, event_time, metadata,
-    fields_ok
-    AND match(f['user_id'], '{_UUID_RAW}') AND match(f['movie_id'], '{_UUID_RAW}')
-    AND (f['id'] IN {_ABSENT} OR match(f['id'], '{_UUID_RAW}'))
-    AND (f['session_id'] IN {_ABSENT} OR match(f['session_id'], '{_UUID_RAW}'))
+    match(assumeNotNull(raw_user_id), '{_UUID}') AND match(assumeNotNull(raw_movie_id), '{_UUID}')
+    AND (raw_id IS NULL OR match(assumeNotNull(raw_id), '{_UUID}'))
+    AND (raw_session_id IS NULL OR match(assumeNotNull(raw_session_id), '{_UUID}'))
     AND event_type != ''
     AND epoch IS NOT NULL AND epoch * 1000000 BETWEEN %(oldest_us)s AND %(latest_us)s
     AND position IS NOT NULL
-    AND (f['metadata'] IN {_ABSENT} OR (
+    AND (raw_metadata IS NULL OR (
         startsWith(metadata, '{{') AND countSubstrings(metadata, '{{') = 1
         AND countSubstrings(metadata, '[') < 32 AND length(metadata) <= {MAX_METADATA_BYTES}
         AND position(metadata, '\\\\') = 0 AND isValidUTF8(metadata)
-        AND length(JSONExtractKeys(metadata)) = length(arrayDistinct(JSONExtractKeys(metadata)))))
+        AND length(JSONExtractKeys(metadata)) = length(arrayDistinct(JSONExtractKeys(metadata)))
+        -- no number with a fraction, an exponent or 19+ digits (written back otherwise)
+        AND (NOT match(assumeNotNull(raw_metadata), '[0-9][.eE]|[0-9]{{19}}')
+             OR NOT match(replaceRegexpAll(assumeNotNull(raw_metadata), '{_JSON_STRING}', '""'), '[0-9][.eE]|[0-9]{{19}}'))))
     AS ok
 FROM (
     SELECT
-        f,
-        fields_ok,
-        if(f['id'] IN {_ABSENT}, generateUUIDv4(), toUUIDOrZero({_unquoted('id')})) AS id,
-        toUUIDOrZero({_unquoted('user_id')}) AS user_id,
-        toUUIDOrZero({_unquoted('movie_id')}) AS movie_id,
-        if(f['session_id'] IN {_ABSENT}, NULL, toUUIDOrNull({_unquoted('session_id')})) AS session_id,
-        transform(f['event_type'], {_TYPE_SPELLINGS}, {_TYPE_NAMES}, '') AS event_type,
-        if(f['event_time'] IN {_ABSENT}, f['timestamp'], f['event_time']) AS time_raw,
+        raw_id, raw_user_id, raw_movie_id, raw_session_id, raw_metadata,
+        if(raw_id IS NULL, generateUUIDv4(), toUUIDOrZero(assumeNotNull(raw_id))) AS id,
+        toUUIDOrZero(assumeNotNull(raw_user_id)) AS user_id,
+        toUUIDOrZero(assumeNotNull(raw_movie_id)) AS movie_id,
+        toUUIDOrNull(raw_session_id) AS session_id,
+        transform(assumeNotNull(raw_event_type), {_TYPE_SPELLINGS}, {_TYPE_NAMES}, '') AS event_type,
+        coalesce(raw_event_time, raw_timestamp) AS time_text,
         multiIf(
-            time_raw IN {_ABSENT}, %(receipt)s,
-            match(time_raw, '{_TIME_RAW}'),
-                toInt64(parseDateTimeOrNull(substring(time_raw, 2, 19), '%%Y-%%m-%%dT%%H:%%i:%%s', 'UTC'))
+            time_text IS NULL, %(receipt)s,
+            match(time_text, '{_ISO_TIME}'),
+                toInt64(parseDateTimeOrNull(substring(time_text, 1, 19), '%%Y-%%m-%%dT%%H:%%i:%%s', 'UTC'))
                 - offset_seconds,
-            match(time_raw, '^[0-9]{{1,15}}$'),
-                if(toInt64OrZero(time_raw) > {MILLISECONDS_ABOVE}, intDiv(toInt64OrZero(time_raw), 1000), toInt64OrZero(time_raw)),
+            match(time_text, '^[0-9]{{1,15}}$'),
+                if(toInt64OrZero(time_text) > {MILLISECONDS_ABOVE}, intDiv(toInt64OrZero(time_text), 1000),
+                   toInt64OrZero(time_text)),
             NULL) AS epoch,
-        -- The offset of an ISO time ('Z"' or '+HH:MM"' at its end); NULL when out of range.
+        -- The offset of an ISO time ('Z' or '+HH:MM' at its end); NULL when out of range.
         multiIf(
-            endsWith(time_raw, 'Z"'), 0,
-            toInt32OrZero(substring(time_raw, -6, 2)) > 23 OR toInt32OrZero(substring(time_raw, -3, 2)) > 59, NULL,
-            if(substring(time_raw, -7, 1) = '-', -1, 1)
-                * (toInt32OrZero(substring(time_raw, -6, 2)) * 3600 + toInt32OrZero(substring(time_raw, -3, 2)) * 60)
+            endsWith(time_text, 'Z'), 0,
+            toInt32OrZero(substring(time_text, -5, 2)) > 23 OR toInt32OrZero(substring(time_text, -2, 2)) > 59, NULL,
+            if(substring(time_text, -6, 1) = '-', -1, 1)
+                * (toInt32OrZero(substring(time_text, -5, 2)) * 3600 + toInt32OrZero(substring(time_text, -2, 2)) * 60)
         ) AS offset_seconds,
         toDateTime(assumeNotNull(epoch), 'UTC') AS event_time,
         multiIf(
-            f['position_seconds'] IN {_ABSENT}, 0,
-            match(f['position_seconds'], '^[0-9]{{1,10}}$') AND toUInt64OrZero(f['position_seconds']) <= {MAX_POSITION},
-                toUInt64OrZero(f['position_seconds']),
+            raw_position IS NULL, 0,
+            match(raw_position, '^[0-9]{{1,10}}$') AND toUInt64OrZero(raw_position) <= {MAX_POSITION},
+                toUInt64OrZero(raw_position),
             NULL) AS position,
         toUInt32(assumeNotNull(position)) AS position_seconds,
-        if(f['metadata'] IN {_ABSENT}, '{{}}', f['metadata']) AS metadata
+        if(raw_metadata IS NULL, '{{}}', JSONExtractRaw(assumeNotNull(raw_metadata))) AS metadata
     FROM (
-        SELECT
-            JSONExtractKeysAndValuesRaw(item) AS pairs,
-            mapFromArrays(arrayMap(p -> p.1, pairs), arrayMap(p -> p.2, pairs)) AS f,
-            isValidJSON(item)
-            AND length(arrayDistinct(mapKeys(f))) = length(pairs)
-            AND countSubstrings(item, '{{') + countSubstrings(item, '[') <= 40
-            -- strings emptied, no number may have a fraction, an exponent or 19+ digits
-            AND NOT match(replaceRegexpAll(item, '"(?:[^"\\\\\\\\]|\\\\\\\\.)*"', '""'), '[0-9][.eE]|[0-9]{{19}}')
-            AS fields_ok
-        FROM file(%(body)s, 'JSONAsString', 'item String')
+        SELECT id AS raw_id, user_id AS raw_user_id, movie_id AS raw_movie_id, session_id AS raw_session_id,
+            event_type AS raw_event_type, event_time AS raw_event_time, timestamp AS raw_timestamp,
+            position_seconds AS raw_position, metadata AS raw_metadata
+        FROM file(%(body)s, 'JSONEachRow', '{_FIELDS}')
     )
 )
-SETTINGS engine_file_truncate_on_insert = 1
+SETTINGS engine_file_truncate_on_insert = 1, input_format_skip_unknown_fields = 1,
+    input_format_json_read_numbers_as_strings = 1, input_format_json_read_bools_as_strings = 1,
+    input_format_json_read_objects_as_strings = 1, input_format_json_read_arrays_as_strings = 1,
+    input_format_parallel_parsing = 0
 """
 
-# Whether a staged body is one to store here: its items, how many are `ok`, distinct ids,
-# and the body as a whole (-1 unless it is a JSON array).
-STAGED_SUMMARY = """
+# Whether a staged body is one to store here: its items, how many are `ok`, distinct ids, and
+# the body as a whole: its items when it is a JSON array (strict: simdjson, UTF-8 checked;
+# else -1), and whether it has none of what STAGE cannot tell from its text: a run of 19
+# digits (a number where a UUID belongs), metadata given as a string, a key with an escape.
+STAGED_SUMMARY = r"""
 SELECT
     count(),
     countIf(ok),
     uniqExact(id),
-    (SELECT if(isValidJSON(raw_blob) AND JSONType(raw_blob) = 'Array', toInt64(JSONLength(raw_blob)), toInt64(-1))
+    (SELECT if(isValidJSON(raw_blob) AND JSONType(raw_blob) = 'Array'
+               AND NOT match(raw_blob, '[0-9]{19}|"metadata"\\s*:\\s*"|\\\\[^"]*"\\s*:'),
+               toInt64(JSONLength(raw_blob)), toInt64(-1))
      FROM file(%(body)s, 'RawBLOB'))
 FROM file(%(staged)s, 'Native')
 """
@@ -190,6 +200,18 @@ class StagedBatch:
         self.file.close()
 
 
+def _nested_at_most(body: bytes, limit: int) -> bool:
+    """Whether no bracket of `body` is nested more than `limit` deep (about: a pass takes
+    away the innermost `[]` and `{}` pairs, sometimes two levels). Brackets inside strings
+    count too, so a body with unpaired ones in a string is declined, never wrongly taken."""
+    brackets = body.translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return True
+        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+    return not brackets
+
+
 def engine_path_enabled() -> bool:
     return bool(settings.CLICKHOUSE_EMBEDDED and settings.ENGINE_BATCH_CHECKS and hasattr(os, "memfd_create"))
 
@@ -198,7 +220,7 @@ def stage_batch(body: bytes, *, now: datetime, retention_days: int, using: str =
     """The body's events checked and converted by the engine, or None when the rules must
     decide (see the module's docstring). `now`: the time of receipt, the bounds' reference."""
     head = body.lstrip(b" \t\r\n")[:1]
-    if head != b"[" or not engine_path_enabled():
+    if head != b"[" or not engine_path_enabled() or not _nested_at_most(body, MAX_NESTING):
         return None
     now_utc = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
     now_us = (now_utc - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
@@ -230,43 +252,40 @@ def stage_batch(body: bytes, *, now: datetime, retention_days: int, using: str =
 
 # --- Storing a group of staged batches (under services' store lock) ----------------------
 
-def _staged_union(batches: Sequence[StagedBatch]) -> str:
-    """The group's staged rows, each with its batch's place in the group (paths are ours)."""
-    return "\n    UNION ALL\n    ".join(
+def _first_of_each_id(batches: Sequence[StagedBatch]) -> str:
+    """The group's staged rows, the first of each id only (the earliest batch's: ids are
+    distinct within one), as events_store keeps the first of repeated ids. Paths are ours."""
+    if len(batches) == 1:
+        return f"SELECT * FROM file('{batches[0].path}', 'Native')"
+    union = "\n        UNION ALL\n        ".join(
         f"SELECT *, {i} AS batch FROM file('{b.path}', 'Native')" for i, b in enumerate(batches))
+    return f"""
+    SELECT * FROM (
+        {union}
+    )
+    ORDER BY id, batch
+    LIMIT 1 BY id"""
 
 
-# The first row of each id in the group (the earliest batch: ids are distinct within one),
-# as events_store keeps the first of repeated ids before anything else.
-_FIRST_OF_EACH_ID = """
-SELECT * FROM (
-    {staged}
-)
-ORDER BY id, batch
-LIMIT 1 BY id
-"""
-
-# The rows to insert, sorted by id (the insert token's order): not of a suppressed viewer,
-# not stored already. Written to a file of their own, so the insert, the token and a retry
-# after a failure all see the same rows.
+# The rows to insert, sorted by id (the insert token's order): not stored already and (when
+# the suppression list is not empty) not of a suppressed viewer. Written to a file of their
+# own, so the insert, the token and a retry after a failure all see the same rows.
 NEW_ROWS = """
 INSERT INTO FUNCTION file(%(new)s, 'Native')
 SELECT id, user_id, movie_id, event_type, position_seconds, event_time, session_id, metadata
 FROM ({first})
-WHERE user_id NOT IN (SELECT user_id FROM suppressed_users)
-    AND id NOT IN (SELECT id FROM event_ids WHERE id IN (SELECT id FROM ({first})))
+WHERE {unsuppressed} id NOT IN (SELECT id FROM event_ids WHERE id IN (SELECT id FROM ({first})))
 ORDER BY id
 SETTINGS engine_file_truncate_on_insert = 1
 """
+UNSUPPRESSED = "user_id NOT IN (SELECT user_id FROM suppressed_users) AND"
+SUPPRESSED_COUNT = "SELECT count() FROM suppressed_users"
+SUPPRESSED_AMONG = "SELECT countIf(user_id IN (SELECT user_id FROM suppressed_users)) FROM ({first})"
 
-# How many events the group holds, how many are of suppressed viewers, and the new rows' ids
-# as services._batch_token reads them (32 hex digits, sorted, joined).
+# How many rows are new, and their ids as services._batch_token reads them (32 hex digits,
+# sorted, joined).
 NEW_SUMMARY = """
-SELECT
-    (SELECT count() FROM ({staged})),
-    (SELECT countIf(user_id IN (SELECT user_id FROM suppressed_users)) FROM ({first})),
-    count(),
-    arrayStringConcat(arraySort(groupArray(replaceAll(toString(id), '-', ''))))
+SELECT count(), arrayStringConcat(arraySort(groupArray(replaceAll(toString(id), '-', ''))))
 FROM file(%(new)s, 'Native')
 """
 
@@ -293,8 +312,8 @@ def staged_store(batches: Sequence[StagedBatch], *, path: str = "http", using: s
     every id once (the first), none already stored, none of a suppressed viewer; on error
     nothing is acknowledged and a half-written insert is completed before the next. Returns
     the number of events newly stored."""
-    staged = _staged_union(batches)
-    first = _FIRST_OF_EACH_ID.format(staged=staged)
+    first = _first_of_each_id(batches)
+    total, suppressed = sum(map(len, batches)), 0
     created_at = int(time.time())
     new = _Memfd()
     params = {"new": new.path, "created_at": created_at}
@@ -302,11 +321,15 @@ def staged_store(batches: Sequence[StagedBatch], *, path: str = "http", using: s
     try:
         with services.store_lock, connections[using].cursor() as cursor:
             if services.unfinished_inserts():
-                cursor.execute(f"SELECT id FROM ({staged})")
+                cursor.execute(f"SELECT id FROM ({first})")
                 services.complete_unfinished(cursor, using=using, wanted={row[0] for row in cursor.fetchall()})
-            cursor.execute(NEW_ROWS.format(first=first), params)
-            cursor.execute(NEW_SUMMARY.format(staged=staged, first=first), params)
-            ((total, suppressed, count, id_texts),) = cursor.fetchall()
+            cursor.execute(SUPPRESSED_COUNT)
+            if cursor.fetchall()[0][0]:
+                cursor.execute(SUPPRESSED_AMONG.format(first=first))
+                suppressed = cursor.fetchall()[0][0]
+            cursor.execute(NEW_ROWS.format(first=first, unsuppressed=UNSUPPRESSED if suppressed else ""), params)
+            cursor.execute(NEW_SUMMARY, params)
+            ((count, id_texts),) = cursor.fetchall()
             if count:
                 token = services.ids_token(id_texts)
                 settings_now = {**settings.CLICKHOUSE_INSERT_SETTINGS, **(insert_settings or {}),

@@ -73,6 +73,11 @@ TAKEN = {
     "position bounds": body(item(position_seconds=0), item(id="EVID2", position_seconds=4294967295)),
     "unknown fields": body(item(player="web", extra={"deep": [1, {"x": 2}]})),
     "whitespace around": "\n  " + body(item()) + " \n",
+    # Digits as a string are what the rules accept for a position or an epoch time.
+    "time epoch as a string": body(item(event_time=str(int(NOW.timestamp())))),
+    "position a string of digits": body(item(position_seconds="42")),
+    "metadata spaced and escaped plainly": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start",'
+                                           ' "metadata": { "p" : "a\\/b" , "n" : [ 1 , 2 ] }}]' % MOVIE,
     "repeated key in a nested unknown field": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start",'
                                               ' "other": {"k": 1, "k": 2}}]' % MOVIE,
 }
@@ -96,13 +101,11 @@ DECLINED = {
     "time hour 24": body(item(event_time=NOW.strftime("%Y-%m-%dT24:00:00Z"))),
     "time past the future bound": body(item(event_time=iso(NOW + timedelta(minutes=5, seconds=1)))),
     "time past the retention bound": body(item(event_time=iso(NOW - timedelta(days=365, seconds=1)))),
-    "time epoch as a string": body(item(event_time=str(int(NOW.timestamp())))),
     "time epoch negative": body(item(event_time=-5)),
     "time epoch as a float": body(item(event_time=NOW.timestamp())),
     "time a bool": body(item(event_time=True)),
     "position negative": body(item(position_seconds=-1)),
     "position too large": body(item(position_seconds=4294967296)),
-    "position a string of digits": body(item(position_seconds="42")),
     "position a float": body(item(position_seconds=42.0)),
     "position a bool": body(item(position_seconds=True)),
     "metadata nested object": body(item(metadata={"a": {"b": 1}})),
@@ -118,6 +121,11 @@ DECLINED = {
     "metadata 33 levels": body(item(metadata={"a": json.loads("[" * 32 + "]" * 32)})),
     "metadata an array": body(item(metadata=[1, 2])),
     "metadata a string": body(item(metadata="x")),
+    "metadata a string that reads as an object": body(item(metadata='{"a":1}')),
+    "metadata under an escaped key, as a string": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start",'
+                                                  ' "met\\u0061data": "{}"}]' % MOVIE,
+    "uuid a number of 32 digits": '[{"user_id": "USER", "movie_id": 12345678901234567890123456789012,'
+                                  ' "event_type": "start"}]',
     "lone surrogate": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "metadata": {"s": "\\ud800"}}]'
                       % MOVIE,
     "repeated top-level key": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "event_type": "finish"}]'
