@@ -282,26 +282,32 @@ UNSUPPRESSED = "user_id NOT IN (SELECT user_id FROM suppressed_users) AND"
 SUPPRESSED_COUNT = "SELECT count() FROM suppressed_users"
 SUPPRESSED_AMONG = "SELECT countIf(user_id IN (SELECT user_id FROM suppressed_users)) FROM ({first})"
 
-# How many rows are new, and their ids as services._batch_token reads them (32 hex digits,
-# sorted, joined).
-NEW_SUMMARY = """
-SELECT count(), arrayStringConcat(arraySort(groupArray(replaceAll(toString(id), '-', ''))))
-FROM file(%(new)s, 'Native')
+# Of the group's rows (first of each id): how many are stored already, how many there are and
+# their ids as services._batch_token reads them (32 hex digits, sorted, joined). When none is
+# stored (nor suppressed), those rows are the insert, straight from the staged files.
+GROUP_SUMMARY = """
+SELECT
+    countIf(id IN (SELECT id FROM event_ids WHERE id IN (SELECT id FROM ({rows})))),
+    count(),
+    arrayStringConcat(arraySort(groupArray(replaceAll(toString(id), '-', ''))))
+FROM ({rows})
 """
 
-INSERT_NEW = """
+INSERT_ROWS = """
 INSERT INTO viewing_events (id, user_id, movie_id, event_type, position_seconds, event_time, session_id,
     metadata, created_at)
-SELECT *, toDateTime(%(created_at)s, 'UTC')
-FROM file(%(new)s, 'Native')
+SELECT id, user_id, movie_id, event_type, position_seconds, event_time, session_id, metadata,
+    toDateTime(%(created_at)s, 'UTC')
+FROM ({rows})
+ORDER BY id
 """
 
-# The new rows as services' insert tuples (queries.EVENT_COLUMNS, times as epoch seconds):
-# what an unfinished insert keeps to be sent again.
-NEW_AS_TUPLES = """
+# The inserted rows as services' insert tuples (queries.EVENT_COLUMNS, times as epoch
+# seconds): what an unfinished insert keeps to be sent again.
+ROWS_AS_TUPLES = """
 SELECT id, user_id, movie_id, event_type, position_seconds, toUnixTimestamp(event_time), session_id,
     metadata, %(created_at)s
-FROM file(%(new)s, 'Native')
+FROM ({rows})
 ORDER BY id
 """
 
@@ -312,32 +318,35 @@ def staged_store(batches: Sequence[StagedBatch], *, path: str = "http", using: s
     every id once (the first), none already stored, none of a suppressed viewer; on error
     nothing is acknowledged and a half-written insert is completed before the next. Returns
     the number of events newly stored."""
-    first = _first_of_each_id(batches)
+    rows = _first_of_each_id(batches)
     total, suppressed = sum(map(len, batches)), 0
-    created_at = int(time.time())
     new = _Memfd()
-    params = {"new": new.path, "created_at": created_at}
+    params = {"new": new.path, "created_at": int(time.time())}
     started = time.perf_counter()
     try:
         with services.store_lock, connections[using].cursor() as cursor:
             if services.unfinished_inserts():
-                cursor.execute(f"SELECT id FROM ({first})")
+                cursor.execute(f"SELECT id FROM ({rows})")
                 services.complete_unfinished(cursor, using=using, wanted={row[0] for row in cursor.fetchall()})
             cursor.execute(SUPPRESSED_COUNT)
             if cursor.fetchall()[0][0]:
-                cursor.execute(SUPPRESSED_AMONG.format(first=first))
+                cursor.execute(SUPPRESSED_AMONG.format(first=rows))
                 suppressed = cursor.fetchall()[0][0]
-            cursor.execute(NEW_ROWS.format(first=first, unsuppressed=UNSUPPRESSED if suppressed else ""), params)
-            cursor.execute(NEW_SUMMARY, params)
-            ((count, id_texts),) = cursor.fetchall()
+            cursor.execute(GROUP_SUMMARY.format(rows=rows))
+            ((stored, count, id_texts),) = cursor.fetchall()
+            if stored or suppressed:  # the rows to insert are fewer: written apart first
+                cursor.execute(NEW_ROWS.format(first=rows, unsuppressed=UNSUPPRESSED if suppressed else ""), params)
+                rows = "SELECT * FROM file(%(new)s, 'Native')"
+                cursor.execute(GROUP_SUMMARY.format(rows=rows), params)
+                ((_, count, id_texts),) = cursor.fetchall()
             if count:
                 token = services.ids_token(id_texts)
                 settings_now = {**settings.CLICKHOUSE_INSERT_SETTINGS, **(insert_settings or {}),
                                 **services.DEDUPLICATION, "insert_deduplication_token": token}
                 try:
-                    services.run_with_settings(cursor, INSERT_NEW, params, settings_now)
+                    services.run_with_settings(cursor, INSERT_ROWS.format(rows=rows), params, settings_now)
                 except DatabaseError:
-                    cursor.execute(NEW_AS_TUPLES, params)
+                    cursor.execute(ROWS_AS_TUPLES.format(rows=rows), params)
                     services.remember_unfinished(cursor, cursor.fetchall(), token, path=path, using=using)
                     raise
     finally:
