@@ -278,6 +278,8 @@ WHERE {unsuppressed} id NOT IN (SELECT id FROM event_ids WHERE id IN (SELECT id 
 ORDER BY id
 SETTINGS engine_file_truncate_on_insert = 1
 """
+NEW_STRUCTURE = ("id UUID, user_id UUID, movie_id UUID, event_type String, position_seconds UInt32, "
+                 "event_time DateTime(''UTC''), session_id Nullable(UUID), metadata String")
 UNSUPPRESSED = "user_id NOT IN (SELECT user_id FROM suppressed_users) AND"
 SUPPRESSED_COUNT = "SELECT count() FROM suppressed_users"
 SUPPRESSED_AMONG = "SELECT countIf(user_id IN (SELECT user_id FROM suppressed_users)) FROM ({first})"
@@ -336,7 +338,7 @@ def staged_store(batches: Sequence[StagedBatch], *, path: str = "http", using: s
             ((stored, count, id_texts),) = cursor.fetchall()
             if stored or suppressed:  # the rows to insert are fewer: written apart first
                 cursor.execute(NEW_ROWS.format(first=rows, unsuppressed=UNSUPPRESSED if suppressed else ""), params)
-                rows = "SELECT * FROM file(%(new)s, 'Native')"
+                rows = f"SELECT * FROM file(%(new)s, 'Native', '{NEW_STRUCTURE}')"  # (may be empty)
                 cursor.execute(GROUP_SUMMARY.format(rows=rows), params)
                 ((_, count, id_texts),) = cursor.fetchall()
             if count:

@@ -5,6 +5,8 @@ shape must be taken by the engine (counted), so the comparison cannot pass by th
 declining everything."""
 
 import json
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +16,7 @@ from django.db import connections
 from analytics_site.metrics import BATCHES_CHECKED
 from tests.conftest import query
 from viewing import clock, services
+from viewing.batch_engine import stage_batch, staged_store
 
 BATCH = "/api/v1/analytics/events/batch"
 MOVIE = "5f0c1a5e-8f43-4c54-9a1e-6a4f1b2c3d4e"
@@ -49,8 +52,8 @@ TAKEN = {
     "uuids upper case": body(item(movie_id=MOVIE.upper(), session_id=SESSION.upper())),
     "uuids of 32 digits": body(item(movie_id=MOVIE.replace("-", ""))),
     "no id": body(item(id=None), item(id=None)),
-    "null id and session": '[{"id": null, "user_id": "USER", "movie_id": "%s", "session_id": null,'
-                           ' "event_type": "start"}]' % MOVIE,
+    "null id and session": '[{"id": null, "user_id": "USER", "movie_id": "MOVIE", "session_id": null,'
+                           ' "event_type": "start"}]',
     "no session, no time, no position, no metadata": body(item(session_id=None, event_time=None,
                                                                 position_seconds=None, metadata=None)),
     "metadata null": body(item(metadata=None) | {"metadata": None}),
@@ -67,8 +70,8 @@ TAKEN = {
                                            item(id="EVID2", event_time=int(NOW.timestamp() * 1000) - 1)),
     "time at the future bound": body(item(event_time=iso(NOW + timedelta(minutes=5)))),
     "time at the retention bound": body(item(event_time=iso(NOW - timedelta(days=365)))),
-    "metadata escaped plain letter": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start",'
-                                     ' "metadata": {"s": "\\u00e9"}}]' % MOVIE,
+    "metadata escaped plain letter": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start",'
+                                     ' "metadata": {"s": "\\u00e9"}}]',
     "metadata 32 levels": body(item(metadata={"a": json.loads("[" * 31 + "]" * 31)})),
     "position bounds": body(item(position_seconds=0), item(id="EVID2", position_seconds=4294967295)),
     "unknown fields": body(item(player="web", extra={"deep": [1, {"x": 2}]})),
@@ -76,10 +79,10 @@ TAKEN = {
     # Digits as a string are what the rules accept for a position or an epoch time.
     "time epoch as a string": body(item(event_time=str(int(NOW.timestamp())))),
     "position a string of digits": body(item(position_seconds="42")),
-    "metadata spaced and escaped plainly": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start",'
-                                           ' "metadata": { "p" : "a\\/b" , "n" : [ 1 , 2 ] }}]' % MOVIE,
-    "repeated key in a nested unknown field": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start",'
-                                              ' "other": {"k": 1, "k": 2}}]' % MOVIE,
+    "metadata spaced and escaped plainly": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start",'
+                                           ' "metadata": { "p" : "a\\/b" , "n" : [ 1 , 2 ] }}]',
+    "repeated key in a nested unknown field": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start",'
+                                              ' "other": {"k": 1, "k": 2}}]',
 }
 
 # The rules decide these: the engine path must decline them (or refuse the same way).
@@ -111,35 +114,31 @@ DECLINED = {
     "metadata nested object": body(item(metadata={"a": {"b": 1}})),
     "metadata float": body(item(metadata={"bitrate": 4.5})),
     "metadata integral float": body(item(metadata={"bitrate": 4.0})),
-    "metadata exponent": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "metadata": {"n": 2e3}}]'
-                         % MOVIE,
+    "metadata exponent": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start", "metadata": {"n": 2e3}}]',
     "metadata big integer": body(item(metadata={"n": 12345678901234567890123})),
     "metadata escapes": body(item(metadata={"s": "a\nb", "q": 'say "hi"', "u": "\u2028"})),
-    "metadata repeated key": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start",'
-                             ' "metadata": {"a": 1, "a": 2}}]' % MOVIE,
+    "metadata repeated key": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start",'
+                             ' "metadata": {"a": 1, "a": 2}}]',
     "metadata too large": body(item(metadata={"s": "x" * 8200})),
     "metadata 33 levels": body(item(metadata={"a": json.loads("[" * 32 + "]" * 32)})),
     "metadata an array": body(item(metadata=[1, 2])),
     "metadata a string": body(item(metadata="x")),
     "metadata a string that reads as an object": body(item(metadata='{"a":1}')),
-    "metadata under an escaped key, as a string": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start",'
-                                                  ' "met\\u0061data": "{}"}]' % MOVIE,
+    "metadata under an escaped key, as a string": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start",'
+                                                  ' "met\\u0061data": "{}"}]',
     "uuid a number of 32 digits": '[{"user_id": "USER", "movie_id": 12345678901234567890123456789012,'
                                   ' "event_type": "start"}]',
-    "lone surrogate": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "metadata": {"s": "\\ud800"}}]'
-                      % MOVIE,
-    "repeated top-level key": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "event_type": "finish"}]'
-                              % MOVIE,
-    "an item not an object": '[%s, 5]' % body(item())[1:-1],
+    "lone surrogate": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start", "metadata": {"s": "\\ud800"}}]',
+    "repeated top-level key": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start", "event_type": "finish"}]',
+    "an item not an object": "[" + body(item())[1:-1] + ", 5]",
     "not an array": json.dumps(item()),
     "empty array": "[]",
-    "NaN": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "metadata": {"n": NaN}}]' % MOVIE,
-    "trailing comma": '[%s,]' % body(item())[1:-1],
-    "missing comma": '[%s %s]' % (body(item())[1:-1], body(item(id="EVID2"))[1:-1]),
+    "NaN": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start", "metadata": {"n": NaN}}]',
+    "trailing comma": "[" + body(item())[1:-1] + ",]",
+    "missing comma": "[" + body(item())[1:-1] + " " + body(item(id="EVID2"))[1:-1] + "]",
     "trailing garbage": body(item()) + "x",
-    "leading zero": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "position_seconds": 042}]' % MOVIE,
-    "deep unknown field": '[{"user_id": "USER", "movie_id": "%s", "event_type": "start", "x": %s}]'
-                          % (MOVIE, "[" * 2000 + "]" * 2000),
+    "leading zero": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start", "position_seconds": 042}]',
+    "deep unknown field": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start", "x": ' + "[" * 2000 + "]" * 2000 + "}]",
     "same id twice": body(item(), item(position_seconds=7)),
 }
 
@@ -148,6 +147,7 @@ def send(client, text, engine):
     """Post `text` (USER/EVID* replaced by fresh ids); the answer, the stored rows with the
     fresh ids named back, and whether the engine took it."""
     ids = {name: str(uuid.uuid4()) for name in ("EVID3", "EVID2", "EVID1", "EVID0", "EVID4", "EVID", "USER")}
+    text = text.replace('"MOVIE"', f'"{MOVIE}"')
     for name, value in ids.items():
         text = text.replace(name, value)
     before = BATCHES_CHECKED.labels("engine")._value.get()
@@ -203,13 +203,33 @@ def test_an_erased_viewers_events_are_acknowledged_and_not_stored(ch, client):
     assert query("SELECT toString(user_id) FROM viewing_events") == [(kept,)]
 
 
-def test_a_failed_insert_is_kept_and_completed_with_the_engines_rows(ch, client, settings):
+def staged(items):
+    with clock.frozen(NOW):
+        return stage_batch(json.dumps(items).encode(), now=clock.now(), retention_days=365)
+
+
+def test_a_group_keeps_the_first_of_an_id_repeated_across_its_batches(ch):
+    shared, user = str(uuid.uuid4()), str(uuid.uuid4())
+    first = staged([dict(item(), id=shared, user_id=user, position_seconds=1),
+                    dict(item(), id=str(uuid.uuid4()), user_id=user, position_seconds=3)])
+    second = staged([dict(item(), id=shared, user_id=user, position_seconds=2)])
+    assert first is not None and second is not None
+    assert staged_store([first, second]) == 2
+    assert query("SELECT position_seconds FROM viewing_events ORDER BY position_seconds") == [(1,), (3,)]
+    assert staged_store([second]) == 0  # stored already
+
+
+@pytest.mark.parametrize("one_stored", [False, True], ids=["all new", "one stored already"])
+def test_a_failed_insert_is_kept_and_completed_with_the_engines_rows(ch, client, one_stored):
     """A view refusing the insert: 503, nothing acknowledged; the raw table took the rows, so
-    the insert is remembered with the rows the engine made (random ids included) and sent
-    again before the next batch: every table then holds each event once."""
-    items = [dict(item(), id=None, user_id=str(uuid.uuid4())) for _ in range(5)]
+    the insert is remembered with the rows the engine made (random ids included; not the one
+    stored before) and sent again before the next batch: every table then holds each event once."""
+    items = [dict(item(), user_id=str(uuid.uuid4())) for _ in range(5)]
     for i in items:
         i.pop("id")
+    if one_stored:
+        items[0]["id"] = str(uuid.uuid4())
+        assert staged_store([staged(items[:1])]) == 1
     with connections["clickhouse"].cursor() as cursor:
         cursor.execute("ALTER TABLE events_daily ADD CONSTRAINT refuse CHECK day < '2000-01-01'")
     try:
@@ -217,9 +237,10 @@ def test_a_failed_insert_is_kept_and_completed_with_the_engines_rows(ch, client,
             response = client.post(BATCH, json.dumps(items), content_type="application/json")
         assert response.status_code == 503
         unfinished = services.unfinished_inserts()
-        assert len(unfinished) == 1 and len(unfinished[0].rows) == 5
-        stored_ids = {r[0] for r in query("SELECT id FROM viewing_events")}
-        assert stored_ids == {row[0] for row in unfinished[0].rows}
+        assert len(unfinished) == 1 and len(unfinished[0].rows) == 5 - one_stored
+        new_ids = {r[0] for r in query("SELECT id FROM viewing_events")} - (
+            {uuid.UUID(items[0]["id"])} if one_stored else set())
+        assert new_ids == {row[0] for row in unfinished[0].rows}
     finally:
         with connections["clickhouse"].cursor() as cursor:
             cursor.execute("ALTER TABLE events_daily DROP CONSTRAINT refuse")
@@ -229,3 +250,35 @@ def test_a_failed_insert_is_kept_and_completed_with_the_engines_rows(ch, client,
     assert again.status_code == 201 and not services.unfinished_inserts()
     assert query("SELECT count(), uniqExact(id) FROM viewing_events") == [(6, 6)]
     assert query("SELECT count() FROM event_ids") == [(6,)]
+    assert query("SELECT sum(events) FROM events_daily") == [(6,)]
+
+
+def test_a_group_commit_insert_takes_batches_of_one_kind(ch):
+    """Staged batches and rows checked in Python never share an insert: a group ends where
+    the kind changes (the first alone, the rows alone, then the last two staged together)."""
+    from tests.viewing.test_batch_commit import rows
+    from viewing.batch_commit import BatchGroupCommit
+
+    group = BatchGroupCommit()
+    batches = [staged([dict(item(), id=str(uuid.uuid4()), user_id=str(uuid.uuid4()))]), rows(2),
+               staged([dict(item(), id=str(uuid.uuid4()), user_id=str(uuid.uuid4()))]),
+               staged([dict(item(), id=str(uuid.uuid4()), user_id=str(uuid.uuid4()))])]
+    errors = []
+
+    def submit(batch):
+        try:
+            group.submit(batch)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit, args=(b,)) for b in batches]
+    with services.writes_paused():  # the first leads and waits; the others queue behind it
+        for t in threads:
+            t.start()
+            time.sleep(0.2)
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == [] and (group.inserts, group.requests) == (3, 4)
+    assert query("SELECT count() FROM viewing_events") == [(5,)]
