@@ -29,7 +29,8 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
-from .batch_engine import StagedBatch, staged_store
+from .engine_stage import StagedBatch
+from .engine_store import staged_store
 from .services import events_store
 
 # On the embedded engine the views of an insert run side by side instead of one after the

@@ -199,6 +199,11 @@ class EmbeddedConnection(Connection):
             return self._engine.query(sql, fmt).bytes()
         except RuntimeError as e:  # chdb's ChdbError is a RuntimeError
             raise server_exception(str(e)) from None
+        except UnicodeDecodeError as e:
+            # The query failed and its message quotes bytes that are not UTF-8 (data the engine
+            # could not parse): chdb fails to turn it into text. Still the engine's refusal.
+            raise server_exception(f"The engine refused the query; its error message is not UTF-8 text "
+                                   f"({e.reason} at byte {e.start}).") from None
 
     def send_query(self, query: str, query_id: str | None = None, params: Any = None) -> None:
         if not self.connected:

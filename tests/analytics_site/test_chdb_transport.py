@@ -192,3 +192,16 @@ def test_threads_with_their_own_clients_run_in_parallel():
         t.join(timeout=60)
     assert not failures
     assert sorted(results) == sorted(sum(range(100000 + i)) for i in range(8))
+
+
+def test_an_error_quoting_bytes_that_are_not_utf8_is_the_engines_refusal(client):
+    """chdb cannot turn such a message into text (UnicodeDecodeError): it is still a server
+    error, as a server would send it, not a crash of the caller."""
+    fd = os.memfd_create("bad")
+    try:
+        os.write(fd, b'{"a": \xff\xfe}')
+        with pytest.raises(errors.ServerException, match="not UTF-8"):
+            client.execute(f"SELECT * FROM file('/proc/self/fd/{fd}', 'JSONEachRow', 'a String')")
+        assert client.execute("SELECT 1") == [(1,)]  # the connection still works
+    finally:
+        os.close(fd)

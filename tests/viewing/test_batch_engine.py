@@ -1,5 +1,5 @@
 """The batch endpoint's engine path (viewing/batch_engine.py) answers and stores exactly what
-the Python rules do: every body below is sent once with ENGINE_BATCH_CHECKS on and once off,
+the Python rules do: every body below is sent once with ENGINE_CHECKS on and once off,
 and the status, the answer and the stored rows must be the same. The bodies in the common
 shape must be taken by the engine (counted), so the comparison cannot pass by the engine
 declining everything."""
@@ -16,7 +16,8 @@ from django.db import connections
 from analytics_site.metrics import BATCHES_CHECKED
 from tests.conftest import query
 from viewing import clock, services
-from viewing.batch_engine import stage_batch, staged_store
+from viewing.batch_engine import stage_batch
+from viewing.engine_store import staged_store
 
 BATCH = "/api/v1/analytics/events/batch"
 MOVIE = "5f0c1a5e-8f43-4c54-9a1e-6a4f1b2c3d4e"
@@ -153,7 +154,7 @@ def send(client, text, engine):
     before = BATCHES_CHECKED.labels("engine")._value.get()
     with clock.frozen(NOW):
         from django.test import override_settings
-        with override_settings(ENGINE_BATCH_CHECKS=engine):
+        with override_settings(ENGINE_CHECKS=engine):
             response = client.post(BATCH, text.encode("utf-8", "surrogatepass"), content_type="application/json")
     taken = BATCHES_CHECKED.labels("engine")._value.get() > before
     names = {v: k for k, v in ids.items()}

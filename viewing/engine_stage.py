@@ -1,0 +1,269 @@
+"""Events read, checked and converted by the embedded ClickHouse engine itself: a JSON array
+of events in, its rows staged in an in-memory Native file out, or None when the Python rules
+must decide. No Python touches each event. Shared by the HTTP batch endpoint
+(viewing/batch_engine.py) and the Kafka consumer (viewing/kafka/engine_path.py); staged rows
+are stored by viewing/engine_store.py.
+
+Why: in Python an event costs ~12-20 µs of CPU (JSON, the event rules, UUIDs, the insert's
+encoding), all under one GIL; the engine reads and converts the same events at ~270,000
+events/s, with the GIL released.
+
+The engine gives exactly what the rules give, or declines: STAGE converts every item and marks
+it `ok` only when its every field is in a form whose conversion here is the one the rules make
+(field by field below); a body with any item not `ok`, or not a strict JSON array of objects,
+or with an id twice, is declined (None) and goes through the Python path as before, which
+decides and words every error. So an invalid event is never stored here, and declining costs
+one engine read of the body (~5 µs an event). tests/viewing/test_batch_engine.py and
+tests/viewing/kafka/test_engine_path.py send the same events both ways and compare.
+
+What an item needs to be taken here (else the rules decide):
+- valid JSON (simdjson: strict, UTF-8 checked), no key twice, nested at most 40 levels;
+- no number with a fraction, an exponent or 19+ digits in its metadata (the engine would
+  write such a value back differently from Python), nor a run of 19 digits anywhere;
+- `user_id`, `movie_id` and, when present and not null, the id and `session_id`: strings of
+  36 (dashed) or 32 hex digits, any case; a missing id gets the way in's default;
+- the type one of the spellings of viewing.events.EVENT_TYPES (absent: the way in's default);
+- `event_time` (else `timestamp`): an ISO-8601 string as producers write it (`Z` or a
+  `±HH:MM` offset, up to 6 fraction digits, dropped) or epoch seconds/milliseconds of up to
+  15 digits (a number or a string of digits, as the rules read both), inside the accepted
+  bounds; both absent or null: the way in's default time;
+- `position_seconds`: absent, null or 0 … 4294967295 (a number or a string of digits);
+- `metadata`: absent, null, or an object (not a string) with no nested object, no key twice,
+  no escaped character, at most 31 `[` and 8 KiB: the engine's compact text of it is then
+  Python's.
+
+Only on the embedded engine (a server cannot read this process's files) and with
+settings.ENGINE_CHECKS.
+"""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connections
+
+from .events import (
+    EVENT_TYPES,
+    FUTURE_TOLERANCE,
+    MAX_METADATA_BYTES,
+    MAX_POSITION,
+    MILLISECONDS_ABOVE,
+)
+
+# Python's json parses far deeper (~1,000 levels); simdjson up to 1,024. Deeper bodies than
+# this are left to the rules, so the engine never takes a body Python would find too deep.
+MAX_NESTING = 40
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def _array(values: Sequence[str]) -> str:
+    return "[" + ", ".join("'" + v + "'" for v in values) + "]"
+
+
+_TYPE_SPELLINGS = _array(list(EVENT_TYPES))
+_TYPE_NAMES = _array(list(EVENT_TYPES.values()))
+_UUID = r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})$"
+_ISO_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+# A JSON string, for emptying the strings of a text before looking at its numbers.
+_JSON_STRING = r'"(?:[^"\\\\]|\\\\.)*"'
+
+
+@dataclass(frozen=True)
+class Fields:
+    """How a way in names its fields and fills the missing ones, as SQL over the item's row
+    number `n` (1, 2, ... in the body's order) and the query's parameters."""
+
+    id_field: str  # the event id's key (`id`, Kafka `event_id`)
+    type_field: str  # the event type's key (`event_type`, Kafka `action`)
+    default_id: str  # the id of an event without one
+    default_type: str  # the type spelling of an event without one ('' : required)
+    default_time: str  # epoch seconds of an event without a time (NULL: required)
+
+    @property
+    def structure(self) -> str:
+        """The fields the engine reads of each item, each as text: a JSON string decoded, a
+        number, true/false, an object or an array as written (STAGE's settings); null or absent
+        is NULL. Other keys are skipped; a key twice fails the read (and the rules decide)."""
+        return ", ".join(f"{name} Nullable(String)" for name in (
+            self.id_field, "user_id", "movie_id", "session_id", self.type_field, "event_time", "timestamp",
+            "position_seconds", "metadata"))
+
+# Every item of the body (a JSON array of objects) as one staged row with its `ok`. A number
+# where a string belongs reads as text too: that is harmless (a UUID of 32 digits is
+# excluded by the body's check, STAGED_SUMMARY), and digits as a string are what the rules
+# accept for a position or an epoch time.
+def stage_sql(fields: "Fields") -> str:
+    """STAGE for one way in: its field names and defaults (see Fields)."""
+    return f"""
+INSERT INTO FUNCTION file(%(staged)s, 'Native')
+SELECT id, user_id, movie_id, session_id, event_type, position_seconds, event_time, metadata,
+    match(assumeNotNull(raw_user_id), '{_UUID}') AND match(assumeNotNull(raw_movie_id), '{_UUID}')
+    AND (raw_id IS NULL OR match(assumeNotNull(raw_id), '{_UUID}'))
+    AND (raw_session_id IS NULL OR match(assumeNotNull(raw_session_id), '{_UUID}'))
+    AND event_type != ''
+    AND epoch IS NOT NULL AND epoch * 1000000 BETWEEN %(oldest_us)s AND %(latest_us)s
+    AND position IS NOT NULL
+    AND (raw_metadata IS NULL OR (
+        startsWith(metadata, '{{') AND countSubstrings(metadata, '{{') = 1
+        AND countSubstrings(metadata, '[') < 32 AND length(metadata) <= {MAX_METADATA_BYTES}
+        AND position(metadata, '\\\\') = 0 AND isValidUTF8(metadata)
+        AND length(JSONExtractKeys(metadata)) = length(arrayDistinct(JSONExtractKeys(metadata)))
+        -- no number with a fraction, an exponent or 19+ digits (written back otherwise)
+        AND (NOT match(assumeNotNull(raw_metadata), '[0-9][.eE]|[0-9]{{19}}')
+             OR NOT match(replaceRegexpAll(assumeNotNull(raw_metadata), '{_JSON_STRING}', '""'), '[0-9][.eE]|[0-9]{{19}}'))))
+    AS ok
+FROM (
+    SELECT
+        raw_id, raw_user_id, raw_movie_id, raw_session_id, raw_metadata, n,
+        if(raw_id IS NULL, {fields.default_id}, toUUIDOrZero(assumeNotNull(raw_id))) AS id,
+        toUUIDOrZero(assumeNotNull(raw_user_id)) AS user_id,
+        toUUIDOrZero(assumeNotNull(raw_movie_id)) AS movie_id,
+        toUUIDOrNull(raw_session_id) AS session_id,
+        transform(coalesce(raw_event_type, {fields.default_type}), {_TYPE_SPELLINGS}, {_TYPE_NAMES}, '') AS event_type,
+        coalesce(raw_event_time, raw_timestamp) AS time_text,
+        multiIf(
+            time_text IS NULL, {fields.default_time},
+            match(time_text, '{_ISO_TIME}'),
+                toInt64(parseDateTimeOrNull(substring(time_text, 1, 19), '%%Y-%%m-%%dT%%H:%%i:%%s', 'UTC'))
+                - offset_seconds,
+            match(time_text, '^[0-9]{{1,15}}$'),
+                if(toInt64OrZero(time_text) > {MILLISECONDS_ABOVE}, intDiv(toInt64OrZero(time_text), 1000),
+                   toInt64OrZero(time_text)),
+            NULL) AS epoch,
+        -- The offset of an ISO time ('Z' or '+HH:MM' at its end); NULL when out of range.
+        multiIf(
+            endsWith(time_text, 'Z'), 0,
+            toInt32OrZero(substring(time_text, -5, 2)) > 23 OR toInt32OrZero(substring(time_text, -2, 2)) > 59, NULL,
+            if(substring(time_text, -6, 1) = '-', -1, 1)
+                * (toInt32OrZero(substring(time_text, -5, 2)) * 3600 + toInt32OrZero(substring(time_text, -2, 2)) * 60)
+        ) AS offset_seconds,
+        toDateTime(assumeNotNull(epoch), 'UTC') AS event_time,
+        multiIf(
+            raw_position IS NULL, 0,
+            match(raw_position, '^[0-9]{{1,10}}$') AND toUInt64OrZero(raw_position) <= {MAX_POSITION},
+                toUInt64OrZero(raw_position),
+            NULL) AS position,
+        toUInt32(assumeNotNull(position)) AS position_seconds,
+        if(raw_metadata IS NULL, '{{}}', JSONExtractRaw(assumeNotNull(raw_metadata))) AS metadata
+    FROM (
+        SELECT {fields.id_field} AS raw_id, user_id AS raw_user_id, movie_id AS raw_movie_id,
+            session_id AS raw_session_id, {fields.type_field} AS raw_event_type, event_time AS raw_event_time,
+            timestamp AS raw_timestamp, position_seconds AS raw_position, metadata AS raw_metadata,
+            rowNumberInAllBlocks() + 1 AS n
+        FROM file(%(body)s, 'JSONEachRow', '{fields.structure}')
+    )
+)
+SETTINGS engine_file_truncate_on_insert = 1, input_format_skip_unknown_fields = 1,
+    input_format_json_read_numbers_as_strings = 1, input_format_json_read_bools_as_strings = 1,
+    input_format_json_read_objects_as_strings = 1, input_format_json_read_arrays_as_strings = 1,
+    input_format_parallel_parsing = 0, max_threads = 1
+"""
+
+# Whether a staged body is one to store here: its items, how many are `ok`, distinct ids, and
+# the body as a whole: its items when it is a JSON array (strict: simdjson, UTF-8 checked;
+# else -1), and whether it has none of what STAGE cannot tell from its text: a run of 19
+# digits (a number where a UUID belongs), metadata given as a string, a key with an escape.
+STAGED_SUMMARY = r"""
+SELECT
+    count(),
+    countIf(ok),
+    uniqExact(id),
+    (SELECT if(isValidJSON(raw_blob) AND JSONType(raw_blob) = 'Array'
+               AND NOT match(raw_blob, '[0-9]{19}|"metadata"\\s*:\\s*"|\\\\[^"]*"\\s*:'),
+               toInt64(JSONLength(raw_blob)), toInt64(-1))
+     FROM file(%(body)s, 'RawBLOB'))
+FROM file(%(staged)s, 'Native')
+"""
+
+
+class Memfd:
+    """An anonymous in-memory file the engine reads and writes by path (/proc/self/fd/N)."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self.fd = os.memfd_create("batch", os.MFD_CLOEXEC)
+        self.path = f"/proc/self/fd/{self.fd}"
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class StagedBatch:
+    """Events checked and converted by the engine: their rows in an in-memory Native file.
+    `len()` is their number; close() frees the file (whoever holds it, once stored or dropped)."""
+
+    def __init__(self, staged: Memfd, count: int) -> None:
+        self.file, self.count = staged, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def path(self) -> str:
+        return self.file.path
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _nested_at_most(body: bytes, limit: int) -> bool:
+    """Whether no bracket of `body` is nested more than `limit` deep (about: a pass takes
+    away the innermost `[]` and `{}` pairs, sometimes two levels). Brackets inside strings
+    count too, so a body with unpaired ones in a string is declined, never wrongly taken."""
+    brackets = body.translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return True
+        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+    return not brackets
+
+
+def engine_checks_enabled() -> bool:
+    """Whether events may be checked by the engine here (embedded, ENGINE_CHECKS, memfd)."""
+    return bool(settings.CLICKHOUSE_EMBEDDED and settings.ENGINE_CHECKS and hasattr(os, "memfd_create"))
+
+
+def bounds_params(now: datetime, retention_days: int) -> dict[str, int]:
+    """STAGE's parameters for the accepted event times, [now - retention, now + 5 minutes]."""
+    now_utc = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+    now_us = (now_utc - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    return {
+        "now_seconds": now_us // 1_000_000,
+        "oldest_us": now_us - retention_days * 86_400_000_000,
+        "latest_us": now_us + FUTURE_TOLERANCE // timedelta(microseconds=1),
+    }
+
+
+def stage(body: bytes, *, sql: str, params: dict[str, Any], expected: int | None = None,
+          max_items: int | None = None, using: str = "clickhouse") -> StagedBatch | None:
+    """The events of `body` (a JSON array) staged by `sql` (stage_sql of a way in, with
+    `params` besides the files and bounds_params), or None when the rules must decide.
+    `expected`: the number of items there must be; `max_items`: the most there may be."""
+    if body.lstrip(b" \t\r\n")[:1] != b"[" or not engine_checks_enabled() or not _nested_at_most(body, MAX_NESTING):
+        return None
+    source, staged = Memfd(body), Memfd()
+    try:
+        params = {**params, "body": source.path, "staged": staged.path}
+        with connections[using].cursor() as cursor:
+            try:
+                cursor.execute(sql, params)
+                cursor.execute(STAGED_SUMMARY, params)  # (fails on an empty array: nothing staged)
+            except DatabaseError:
+                return None  # not an array of objects the engine reads: the rules word why
+            ((items, ok, ids, body_items),) = cursor.fetchall()
+        if not (items >= 1 and ok == items == ids == body_items) or expected not in (None, items) \
+                or (max_items is not None and items > max_items):
+            return None
+        batch, staged = StagedBatch(staged, items), None
+        return batch
+    finally:
+        source.close()
+        if staged is not None:
+            staged.close()
