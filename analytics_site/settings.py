@@ -140,9 +140,9 @@ CLICKHOUSE_PACKED_PART_BYTES = env.int("CLICKHOUSE_PACKED_PART_BYTES", default=1
 # Settings added to every INSERT of events (viewing/services.py), e.g. a memory cap for
 # inserts ({"max_memory_usage": ...}); none by default. Tests use it to make inserts fail.
 CLICKHOUSE_INSERT_SETTINGS: dict = {}
-# HTTP batches and Kafka messages in the common shape are read, checked and inserted by the
-# embedded engine itself (viewing/engine_stage.py); false: every event through the Python
-# rules. Ignored on a ClickHouse server.
+# HTTP batches in the common shape are read, checked and inserted by the embedded engine
+# itself (viewing/engine_stage.py); false: every batch through the Python rules. Ignored on
+# a ClickHouse server.
 ENGINE_CHECKS = env.bool("ENGINE_CHECKS", default=True)
 if CLICKHOUSE_EMBEDDED:
     DATABASES["clickhouse"] = {

@@ -1,8 +1,9 @@
 """Events read, checked and converted by the embedded ClickHouse engine itself: a JSON array
 of events in, its rows staged in an in-memory Native file out, or None when the Python rules
-must decide. No Python touches each event. Shared by the HTTP batch endpoint
-(viewing/batch_engine.py) and the Kafka consumer (viewing/kafka/engine_path.py); staged rows
-are stored by viewing/engine_store.py.
+must decide. No Python touches each event. Used by the HTTP batch endpoint
+(viewing/batch_engine.py), which names its fields and defaults (Fields); staged rows are
+stored by viewing/engine_store.py. (The Kafka consumer does not use it yet: docs/kafka.md,
+Throughput.)
 
 Why: in Python an event costs ~12-20 µs of CPU (JSON, the event rules, UUIDs, the insert's
 encoding), all under one GIL; the engine reads and converts the same events at ~270,000
@@ -13,8 +14,8 @@ it `ok` only when its every field is in a form whose conversion here is the one 
 (field by field below); a body with any item not `ok`, or not a strict JSON array of objects,
 or with an id twice, is declined (None) and goes through the Python path as before, which
 decides and words every error. So an invalid event is never stored here, and declining costs
-one engine read of the body (~5 µs an event). tests/viewing/test_batch_engine.py and
-tests/viewing/kafka/test_engine_path.py send the same events both ways and compare.
+one engine read of the body (~5 µs an event). tests/viewing/test_batch_engine.py sends the
+same bodies both ways and compares.
 
 What an item needs to be taken here (else the rules decide):
 - valid JSON (simdjson: strict, UTF-8 checked), no key twice, nested at most 40 levels;
@@ -73,8 +74,8 @@ _JSON_STRING = r'"(?:[^"\\\\]|\\\\.)*"'
 
 @dataclass(frozen=True)
 class Fields:
-    """How a way in names its fields and fills the missing ones, as SQL over the item's row
-    number `n` (1, 2, ... in the body's order) and the query's parameters."""
+    """How a way in names its fields and fills the missing ones (SQL over the query's
+    parameters)."""
 
     id_field: str  # the event id's key (`id`, Kafka `event_id`)
     type_field: str  # the event type's key (`event_type`, Kafka `action`)
@@ -117,7 +118,7 @@ SELECT id, user_id, movie_id, session_id, event_type, position_seconds, event_ti
     AS ok
 FROM (
     SELECT
-        raw_id, raw_user_id, raw_movie_id, raw_session_id, raw_metadata, n,
+        raw_id, raw_user_id, raw_movie_id, raw_session_id, raw_metadata,
         if(raw_id IS NULL, {fields.default_id}, toUUIDOrZero(assumeNotNull(raw_id))) AS id,
         toUUIDOrZero(assumeNotNull(raw_user_id)) AS user_id,
         toUUIDOrZero(assumeNotNull(raw_movie_id)) AS movie_id,
@@ -151,15 +152,13 @@ FROM (
     FROM (
         SELECT {fields.id_field} AS raw_id, user_id AS raw_user_id, movie_id AS raw_movie_id,
             session_id AS raw_session_id, {fields.type_field} AS raw_event_type, event_time AS raw_event_time,
-            timestamp AS raw_timestamp, position_seconds AS raw_position, metadata AS raw_metadata,
-            rowNumberInAllBlocks() + 1 AS n
+            timestamp AS raw_timestamp, position_seconds AS raw_position, metadata AS raw_metadata
         FROM file(%(body)s, 'JSONEachRow', '{fields.structure}')
     )
 )
 SETTINGS engine_file_truncate_on_insert = 1, input_format_skip_unknown_fields = 1,
     input_format_json_read_numbers_as_strings = 1, input_format_json_read_bools_as_strings = 1,
-    input_format_json_read_objects_as_strings = 1, input_format_json_read_arrays_as_strings = 1,
-    input_format_parallel_parsing = 0, max_threads = 1
+    input_format_json_read_objects_as_strings = 1, input_format_json_read_arrays_as_strings = 1
 """
 
 # Whether a staged body is one to store here: its items, how many are `ok`, distinct ids, and

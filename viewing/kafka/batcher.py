@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from viewing.engine_stage import StagedBatch
-
 
 @dataclass
 class DeadLetter:
@@ -29,24 +27,13 @@ class Batch:
     commit (last offset covered + 1)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
-    staged: list[StagedBatch] = field(default_factory=list)  # events the engine staged (engine_path.py)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     started: float | None = None  # monotonic time of the first message
     bytes: int = 0  # of the message values it holds
 
     def __len__(self) -> int:
-        return self.events + len(self.dead_letters)
-
-    @property
-    def events(self) -> int:
-        """The events it holds: rows and staged."""
-        return len(self.rows) + sum(map(len, self.staged))
-
-    def close(self) -> None:
-        """Free the staged events' files (once stored, or when the batch is dropped)."""
-        for staged in self.staged:
-            staged.close()
+        return len(self.rows) + len(self.dead_letters)
 
 
 class Batcher:
@@ -80,12 +67,6 @@ class Batcher:
         """Rows of consecutive records of one partition, `offset` the last one's; `size`: the
         bytes of their values. (The loop's path: one call per partition and poll.)"""
         self.batch.rows.extend(rows)
-        self._note(topic, partition, offset, size)
-
-    def add_staged(self, staged: StagedBatch, *, topic: str, partition: int, offset: int, size: int = 0) -> None:
-        """Events of consecutive records of one partition staged by the engine, `offset` the
-        last one's; `size`: the bytes of their values."""
-        self.batch.staged.append(staged)
         self._note(topic, partition, offset, size)
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
@@ -124,5 +105,4 @@ class Batcher:
     def clear(self) -> None:
         """Forget the buffered batch: after a rebalance its partitions are read again from
         the committed offsets (by whichever consumer owns them now)."""
-        self.batch.close()
         self.batch = Batch()

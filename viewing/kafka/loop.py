@@ -20,8 +20,6 @@ from django.db import connections
 from kafka import KafkaConsumer, TopicPartition
 
 from analytics_site import metrics
-from viewing.engine_stage import engine_checks_enabled
-from viewing.engine_store import staged_store
 from viewing.services import events_store
 
 from .backoff import Backoff
@@ -29,7 +27,6 @@ from .batcher import Batch, Batcher
 from .config import ConsumerConfig
 from .connect import check_clickhouse, open_consumer
 from .dlq import DeadLetterProducer, PoisonPolicy
-from .engine_path import stage_records
 from .errors import ConsumerError, describe
 from .idle import IdleClock, RunToEnd
 from .offsets import OffsetLedger, Partition, partition_name
@@ -146,24 +143,8 @@ class StreamConsumer:
     def _process(self, records: Mapping[TopicPartition, list]) -> None:
         for tp, messages in records.items():
             self.offsets.seen(tp.topic, tp.partition, messages[0].offset)
-        now, count = datetime.now(UTC), 0
-        if engine_checks_enabled():
-            # Each partition's messages staged by the engine when it takes them all (their
-            # events are then valid: the poison count restarts); the rest by the rules.
-            rest = {}
-            for tp, messages in records.items():
-                staged = stage_records(messages, topic=tp.topic, partition=tp.partition, now=now,
-                                       retention_days=self.config.retention_days, using=self.config.using)
-                if staged is None:
-                    rest[tp] = messages
-                    continue
-                self.batcher.add_staged(staged, topic=tp.topic, partition=tp.partition, offset=messages[-1].offset,
-                                        size=sum(len(m.value) for m in messages))
-                self.poison.valid()
-                count += len(messages)
-            records = rest
-        count += process_records(records, batcher=self.batcher, poison=self.poison, now=now,
-                                 retention_days=self.config.retention_days)
+        count = process_records(records, batcher=self.batcher, poison=self.poison, now=datetime.now(UTC),
+                                retention_days=self.config.retention_days)
         self.stats.read(count, len(self.batcher))
         self.idle.touch()
         if log.isEnabledFor(logging.DEBUG):
@@ -181,8 +162,7 @@ class StreamConsumer:
         """Dead letters, then rows (one insert); the number of new events. Raises on failure.
         Runs on the store thread, or on the loop's (retries, shutdown, rebalance)."""
         self.dead_letters.send(batch.dead_letters)
-        new = staged_store(batch.staged, path="kafka", using=self.config.using) if batch.staged else 0
-        new += events_store(events=batch.rows, path="kafka", using=self.config.using) if batch.rows else 0
+        new = events_store(events=batch.rows, path="kafka", using=self.config.using) if batch.rows else 0
         if self.on_stored is not None:
             self.on_stored(batch)
         return new
@@ -250,14 +230,13 @@ class StreamConsumer:
                     "is kept and retried in %.1f s.", len(batch), self.retry.failures, self.stats.last_error, delay)
 
     def _stored(self, batch: Batch, new: int, seconds: float) -> None:
-        batch.close()
         self.offsets.stored(batch.offsets)
         self.idle.touch()  # after an outage the rest is still to be fetched: not idle yet
         if self.retry.failures:
             log.info("Storing works again after %d failed attempts.", self.retry.failures)
         self.retry.reset()
         letters, lag = len(batch.dead_letters), self._lag()
-        self.stats.flushed(rows=batch.events, new=new, dead_letters=letters, seconds=seconds,
+        self.stats.flushed(rows=len(batch.rows), new=new, dead_letters=letters, seconds=seconds,
                            buffered=len(self.batcher), lag=lag)
         if letters:
             metrics.DLQ_MESSAGES.labels(self.config.dlq_topic).inc(letters)
@@ -290,7 +269,7 @@ class StreamConsumer:
             log.warning("Storing %d messages before a rebalance failed: %s; dropped from the "
                         "buffer, they are read again after the rebalance.", self.unstored(),
                         self.stats.last_error)
-            self._drop_pending()
+            self.pending = None
             self.batcher.clear()
             self.retry.retry_at = None
         return offsets or None
@@ -310,13 +289,8 @@ class StreamConsumer:
         if self.unstored():
             log.warning("Group membership lost; dropping %d buffered messages (not committed, "
                         "the new owner reads them again).", self.unstored())
-        self._drop_pending()
-        self.batcher.clear()
-
-    def _drop_pending(self) -> None:
-        if self.pending is not None:
-            self.pending.close()
         self.pending = None
+        self.batcher.clear()
 
     def _shutdown(self) -> None:
         """Flush what is buffered (retrying a little while ClickHouse is away), commit, leave."""
@@ -345,8 +319,7 @@ class StreamConsumer:
             self._store_thread.submit(lambda: connections[self.config.using].close()).result()
             self._store_thread.shutdown()
             self._store_thread = None
-        self._drop_pending()
-        self._storing = None
+        self.pending = self._storing = None
         if self.consumer is not None:
             try:
                 self.consumer.close(autocommit=False)
