@@ -15,7 +15,7 @@ from django.db import connections
 
 from analytics_site.metrics import BATCHES_CHECKED
 from tests.conftest import query
-from viewing import clock, services
+from viewing import batch_engine, clock, services
 from viewing.batch_engine import stage_batch
 from viewing.engine_store import staged_store
 
@@ -24,6 +24,12 @@ MOVIE = "5f0c1a5e-8f43-4c54-9a1e-6a4f1b2c3d4e"
 SESSION = "0b7e4a3c-2d1f-4e5a-8b9c-1d2e3f4a5b6c"
 # The service clock's now (whole seconds); the bounds are now - 365 days and now + 5 minutes.
 NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def engine_tried():
+    """Each test starts with the engine tried on the first batch (no skips left by another)."""
+    batch_engine.backoff = batch_engine._Backoff()
 
 
 def iso(moment, suffix="Z"):
@@ -283,3 +289,13 @@ def test_a_group_commit_insert_takes_batches_of_one_kind(ch):
         t.join(timeout=30)
     assert errors == [] and (group.inserts, group.requests) == (3, 4)
     assert query("SELECT count() FROM viewing_events") == [(5,)]
+
+
+def test_after_declines_in_a_row_the_next_batches_skip_the_engine(ch, client):
+    declined, taken = DECLINED["metadata float"], TAKEN["plain"]
+    paths = []
+    for text in [declined, taken, declined, taken, taken, taken, declined, declined, taken, taken]:
+        paths.append("engine" if send(client, text, engine=True)[3] else "rules")
+    # Declined: the next batch skips the engine; declined again when tried: the next two skip
+    # it; a batch taken resets that, so after the next decline only one batch skips it.
+    assert paths == ["rules", "rules", "rules", "rules", "rules", "engine", "rules", "rules", "engine", "engine"]
