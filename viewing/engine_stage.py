@@ -14,7 +14,7 @@ it `ok` only when its every field is in a form whose conversion here is the one 
 (field by field below); a body with any item not `ok`, or not a strict JSON array of objects,
 or with an id twice, is declined (None) and goes through the Python path as before, which
 decides and words every error. So an invalid event is never stored here, and declining costs
-one engine read of the body (~5 µs an event). tests/viewing/test_batch_engine.py sends the
+one engine read of the body (~7 µs an event). tests/viewing/test_batch_engine.py sends the
 same bodies both ways and compares.
 
 What an item needs to be taken here (else the rules decide):

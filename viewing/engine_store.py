@@ -1,9 +1,9 @@
 """Storing events the engine staged (viewing/engine_stage.py): the staged batches of an HTTP
-group commit or a Kafka flush in one INSERT ... SELECT, under services' store lock, with the
-guarantees of services.events_store: every id once (the first), none already stored, none of
-a suppressed viewer, the insert token over the sorted ids (the digest events_store computes),
-and an insert that fails half-way remembered with its rows and completed before the next
-(docs/architecture.md, Acknowledged means stored).
+group commit (viewing/batch_commit.py) in one INSERT ... SELECT, under services' store lock,
+with the guarantees of services.events_store: every id once (the first), none already stored,
+none of a suppressed viewer, the insert token over the sorted ids (the digest events_store
+computes), and an insert that fails half-way remembered with its rows and completed before
+the next (docs/architecture.md, Acknowledged means stored).
 """
 
 import time
@@ -33,9 +33,9 @@ def _first_of_each_id(batches: Sequence[StagedBatch]) -> str:
     LIMIT 1 BY id"""
 
 
-# The rows to insert, sorted by id (the insert token's order): not stored already and (when
-# the suppression list is not empty) not of a suppressed viewer. Written to a file of their
-# own, so the insert, the token and a retry after a failure all see the same rows.
+# The rows to insert when some of the group's are stored already or of a suppressed viewer
+# (`unsuppressed` is then the filter, else empty): the others, sorted by id. Written to a file
+# of their own, so the insert, the token and a retry after a failure all see the same rows.
 NEW_ROWS = """
 INSERT INTO FUNCTION file(%(new)s, 'Native')
 SELECT id, user_id, movie_id, event_type, position_seconds, event_time, session_id, metadata
