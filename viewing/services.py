@@ -258,7 +258,7 @@ def _batch_token(rows, texts=None):
 
 def ids_token(sorted_id_texts: str) -> str:
     """The deduplication token of the ids whose _id_text, sorted and joined, are this text
-    (the engine path of batches computes that text in SQL: viewing/batch_engine.py)."""
+    (the engine path of batches computes that text in SQL: viewing/engine_store.py)."""
     return hashlib.blake2b(sorted_id_texts.encode(), digest_size=16).hexdigest()
 
 
