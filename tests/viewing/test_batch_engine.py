@@ -80,6 +80,10 @@ TAKEN = {
     "metadata escaped plain letter": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start",'
                                      ' "metadata": {"s": "\\u00e9"}}]',
     "metadata 32 levels": body(item(metadata={"a": json.loads("[" * 31 + "]" * 31)})),
+    "metadata floats in Python's form": body(item(metadata={"bitrate": 4.5, "fps": 29.97, "v": -0.0001,
+                                                            "w": [0.30000000000001, 12345678901234.5], "s": "1.0"})),
+    "metadata floats with trailing zeros": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start",'
+                                           ' "metadata": {"a": 5.50, "b": [0.1000]}}]',
     "position bounds": body(item(position_seconds=0), item(id="EVID2", position_seconds=4294967295)),
     "unknown fields": body(item(player="web", extra={"deep": [1, {"x": 2}]})),
     "whitespace around": "\n  " + body(item()) + " \n",
@@ -119,7 +123,10 @@ DECLINED = {
     "position a float": body(item(position_seconds=42.0)),
     "position a bool": body(item(position_seconds=True)),
     "metadata nested object": body(item(metadata={"a": {"b": 1}})),
-    "metadata float": body(item(metadata={"bitrate": 4.5})),
+    "metadata float of 16 digits": body(item(metadata={"n": 1234567890.123456})),
+    "metadata float below 0.0001": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start",'
+                                   ' "metadata": {"n": 0.00009}}]',
+    "metadata floats, one integral": body(item(metadata={"a": 4.5, "b": 3.0})),
     "metadata integral float": body(item(metadata={"bitrate": 4.0})),
     "metadata exponent": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start", "metadata": {"n": 2e3}}]',
     "metadata big integer": body(item(metadata={"n": 12345678901234567890123})),
@@ -292,7 +299,7 @@ def test_a_group_commit_insert_takes_batches_of_one_kind(ch):
 
 
 def test_after_declines_in_a_row_the_next_batches_skip_the_engine(ch, client):
-    declined, taken = DECLINED["metadata float"], TAKEN["plain"]
+    declined, taken = DECLINED["metadata integral float"], TAKEN["plain"]
     paths = []
     for text in [declined, taken, declined, taken, taken, taken, declined, declined, taken, taken]:
         paths.append("engine" if send(client, text, engine=True)[3] else "rules")
