@@ -23,7 +23,9 @@ BATCH = "/api/v1/analytics/events/batch"
 MOVIE = "5f0c1a5e-8f43-4c54-9a1e-6a4f1b2c3d4e"
 SESSION = "0b7e4a3c-2d1f-4e5a-8b9c-1d2e3f4a5b6c"
 # The service clock's now (whole seconds); the bounds are now - 365 days and now + 5 minutes.
-NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+# Tomorrow noon: an event at the retention bound (now - 365 days) is then still inside the
+# tables' TTL, which counts from the real time, whatever the hour the tests run at.
+NOW = (datetime.now(UTC) + timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture(autouse=True)
