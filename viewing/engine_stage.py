@@ -77,6 +77,9 @@ _FRACTION = r"^-?(0|[1-9][0-9]{0,14})[.][0-9]*[1-9][0-9]*$"
 _TINY = r"^-?0[.]0000"
 # A JSON string, for emptying the strings of a text before looking at its numbers.
 _JSON_STRING = r'"(?:[^"\\\\]|\\\\.)*"'
+# The metadata's text with its strings emptied: what is left of digits is its numbers. (Only
+# for metadata with a digit before a `.`, `e` or `E`: the regular expression costs ~2 µs.)
+_METADATA_NUMBERS = f"replaceRegexpAll(assumeNotNull(raw_metadata), '{_JSON_STRING}', '\"\"')"
 
 
 @dataclass(frozen=True)
@@ -122,11 +125,10 @@ SELECT id, user_id, movie_id, session_id, event_type, position_seconds, event_ti
         -- its numbers (strings emptied) as the engine writes them back: no exponent or 19+
         -- digits, and fractions only in the form Python writes them too (_FRACTION)
         AND (NOT match(assumeNotNull(raw_metadata), '[0-9][.eE]|[0-9]{{19}}')
-             OR (NOT match(replaceRegexpAll(assumeNotNull(raw_metadata), '{_JSON_STRING}', '""'), '[0-9][eE]|[0-9]{{19}}')
+             OR (NOT match({_METADATA_NUMBERS}, '[0-9][eE]|[0-9]{{19}}')
                  AND arrayAll(number -> match(number, '{_FRACTION}') AND NOT match(number, '{_TINY}')
                                         AND length(replaceRegexpAll(number, '^-?0*[.]?0*|[.]', '')) <= 15,
-                              extractAll(replaceRegexpAll(assumeNotNull(raw_metadata), '{_JSON_STRING}', '""'),
-                                         '-?[0-9]+[.][0-9]+'))))))
+                              extractAll({_METADATA_NUMBERS}, '-?[0-9]+[.][0-9]+'))))))
     AS ok
 FROM (
     SELECT
@@ -147,11 +149,12 @@ FROM (
                    toInt64OrZero(time_text)),
             NULL) AS epoch,
         -- The offset of an ISO time ('Z' or '+HH:MM' at its end); NULL when out of range.
+        toInt32OrZero(substring(time_text, -5, 2)) AS offset_hours,
+        toInt32OrZero(substring(time_text, -2, 2)) AS offset_minutes,
         multiIf(
             endsWith(time_text, 'Z'), 0,
-            toInt32OrZero(substring(time_text, -5, 2)) > 23 OR toInt32OrZero(substring(time_text, -2, 2)) > 59, NULL,
-            if(substring(time_text, -6, 1) = '-', -1, 1)
-                * (toInt32OrZero(substring(time_text, -5, 2)) * 3600 + toInt32OrZero(substring(time_text, -2, 2)) * 60)
+            offset_hours > 23 OR offset_minutes > 59, NULL,
+            if(substring(time_text, -6, 1) = '-', -1, 1) * (offset_hours * 3600 + offset_minutes * 60)
         ) AS offset_seconds,
         toDateTime(assumeNotNull(epoch), 'UTC') AS event_time,
         multiIf(

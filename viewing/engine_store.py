@@ -39,8 +39,8 @@ def _first_of_each_id(batches: Sequence[StagedBatch]) -> str:
 NEW_ROWS = """
 INSERT INTO FUNCTION file(%(new)s, 'Native')
 SELECT id, user_id, movie_id, event_type, position_seconds, event_time, session_id, metadata
-FROM ({first})
-WHERE {unsuppressed} id NOT IN (SELECT id FROM event_ids WHERE id IN (SELECT id FROM ({first})))
+FROM ({rows})
+WHERE {unsuppressed} id NOT IN (SELECT id FROM event_ids WHERE id IN (SELECT id FROM ({rows})))
 ORDER BY id
 SETTINGS engine_file_truncate_on_insert = 1
 """
@@ -48,7 +48,7 @@ NEW_STRUCTURE = ("id UUID, user_id UUID, movie_id UUID, event_type String, posit
                  "event_time DateTime(''UTC''), session_id Nullable(UUID), metadata String")
 UNSUPPRESSED = "user_id NOT IN (SELECT user_id FROM suppressed_users) AND"
 SUPPRESSED_COUNT = "SELECT count() FROM suppressed_users"
-SUPPRESSED_AMONG = "SELECT countIf(user_id IN (SELECT user_id FROM suppressed_users)) FROM ({first})"
+SUPPRESSED_AMONG = "SELECT countIf(user_id IN (SELECT user_id FROM suppressed_users)) FROM ({rows})"
 
 # Of the group's rows (first of each id): how many are stored already, how many there are and
 # their ids as services._batch_token reads them (32 hex digits, sorted, joined). When none is
@@ -88,8 +88,8 @@ def staged_store(batches: Sequence[StagedBatch], *, path: str = "http", using: s
     the number of events newly stored."""
     rows = _first_of_each_id(batches)
     total, suppressed = sum(map(len, batches)), 0
-    new = Memfd()
-    params = {"new": new.path, "created_at": int(time.time())}
+    new = None  # the file of new rows, when they are fewer than the group's
+    params = {"created_at": int(time.time())}
     started = time.perf_counter()
     try:
         with services.store_lock, connections[using].cursor() as cursor:
@@ -98,12 +98,14 @@ def staged_store(batches: Sequence[StagedBatch], *, path: str = "http", using: s
                 services.complete_unfinished(cursor, using=using, wanted={row[0] for row in cursor.fetchall()})
             cursor.execute(SUPPRESSED_COUNT)
             if cursor.fetchall()[0][0]:
-                cursor.execute(SUPPRESSED_AMONG.format(first=rows))
+                cursor.execute(SUPPRESSED_AMONG.format(rows=rows))
                 suppressed = cursor.fetchall()[0][0]
             cursor.execute(GROUP_SUMMARY.format(rows=rows))
             ((stored, count, id_texts),) = cursor.fetchall()
             if stored or suppressed:  # the rows to insert are fewer: written apart first
-                cursor.execute(NEW_ROWS.format(first=rows, unsuppressed=UNSUPPRESSED if suppressed else ""), params)
+                new = Memfd()
+                params["new"] = new.path
+                cursor.execute(NEW_ROWS.format(rows=rows, unsuppressed=UNSUPPRESSED if suppressed else ""), params)
                 rows = f"SELECT * FROM file(%(new)s, 'Native', '{NEW_STRUCTURE}')"  # (may be empty)
                 cursor.execute(GROUP_SUMMARY.format(rows=rows), params)
                 ((_, count, id_texts),) = cursor.fetchall()
@@ -118,7 +120,8 @@ def staged_store(batches: Sequence[StagedBatch], *, path: str = "http", using: s
                     services.remember_unfinished(cursor, cursor.fetchall(), token, path=path, using=using)
                     raise
     finally:
-        new.close()
+        if new is not None:
+            new.close()
     metrics.INSERT_SECONDS.labels(path).observe(time.perf_counter() - started)
     metrics.INSERT_ROWS.labels(path).observe(total)
     metrics.EVENTS_INGESTED.labels(path).inc(count)

@@ -49,7 +49,7 @@ from django.conf import settings
 from django.db import connections
 
 from .engine import open_engine
-from .transport import server_exception
+from .transport import ENGINE_ERRORS, engine_exception, server_exception
 
 HTTP_READ_BYTES = 64 * 1024
 PIPE_READ_BYTES = 64 * 1024
@@ -183,9 +183,9 @@ class _EngineWriter(threading.Thread):
                 self.engine.query(sql, "CSV", params=params)
             if not self.stopped.is_set():
                 self.release()
-        except RuntimeError as e:  # chdb's ChdbError is a RuntimeError
+        except ENGINE_ERRORS as e:
             if not self.stopped.is_set():
-                self.error = server_exception(str(e))
+                self.error = engine_exception(e)
         finally:
             self.engine.close()
 

@@ -64,6 +64,20 @@ def server_exception(message: str) -> errors.ServerException:
     return errors.ServerException(message, code=int(m.group(1)) if m else None)
 
 
+# What a failed chdb query raises: its ChdbError (a RuntimeError), or UnicodeDecodeError when
+# the engine's message quotes bytes that are not UTF-8 (data it could not parse) and chdb
+# fails to turn the message into text.
+ENGINE_ERRORS = (RuntimeError, UnicodeDecodeError)
+
+
+def engine_exception(error: Exception) -> errors.ServerException:
+    """A failed chdb query's error (one of ENGINE_ERRORS) as the engine's ServerException."""
+    if isinstance(error, UnicodeDecodeError):
+        return server_exception(f"The engine refused the query; its error message is not UTF-8 text "
+                                f"({error.reason} at byte {error.start}).")
+    return server_exception(str(error))
+
+
 def _sql_setting_value(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
@@ -197,13 +211,8 @@ class EmbeddedConnection(Connection):
     def _run(self, sql: str, fmt: str = "Native") -> bytes:
         try:
             return self._engine.query(sql, fmt).bytes()
-        except RuntimeError as e:  # chdb's ChdbError is a RuntimeError
-            raise server_exception(str(e)) from None
-        except UnicodeDecodeError as e:
-            # The query failed and its message quotes bytes that are not UTF-8 (data the engine
-            # could not parse): chdb fails to turn it into text. Still the engine's refusal.
-            raise server_exception(f"The engine refused the query; its error message is not UTF-8 text "
-                                   f"({e.reason} at byte {e.start}).") from None
+        except ENGINE_ERRORS as e:
+            raise engine_exception(e) from None
 
     def send_query(self, query: str, query_id: str | None = None, params: Any = None) -> None:
         if not self.connected:

@@ -144,6 +144,7 @@ DECLINED = {
                                                   ' "met\\u0061data": "{}"}]',
     "uuid a number of 32 digits": '[{"user_id": "USER", "movie_id": 12345678901234567890123456789012,'
                                   ' "event_type": "start"}]',
+    "not UTF-8": body(item(metadata={"s": "a\udcffb"})),  # sent as the bytes ED B3 BF
     "lone surrogate": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start", "metadata": {"s": "\\ud800"}}]',
     "repeated top-level key": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start", "event_type": "finish"}]',
     "an item not an object": "[" + body(item())[1:-1] + ", 5]",
