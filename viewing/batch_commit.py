@@ -12,11 +12,6 @@ waits for them too (at most `arrival_wait`), since batches sent together by a pr
 connection pool arrive together. A lone request finds no insert running and nothing arriving
 and is stored at once, so a client sending one batch after the other waits for nothing.
 
-A request may also hand in its raw body for the engine (viewing/batch_engine.RawBatch): the
-leader then stages the group's bodies in one query before the insert; a body the engine
-declines is handed back at once (submit returns None) and its request checks it with the rules
-and joins a later group.
-
 The guarantees of one request stay those of one insert: a request returns only after the
 insert that holds its events has succeeded (so a 201 still means stored), and when that insert
 fails every request in it gets the error and none is acknowledged. Each request's events were
@@ -34,7 +29,6 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
-from .batch_engine import RawBatch, stage_group
 from .engine_stage import StagedBatch
 from .engine_store import staged_store
 from .services import events_store
@@ -55,19 +49,12 @@ ARRIVAL_WAIT = 0.25
 
 
 class _Pending:
-    __slots__ = ("events", "done", "error", "accepted")
+    __slots__ = ("events", "done", "error")
 
     def __init__(self, events):
         self.events = events
         self.done = False
         self.error = None
-        self.accepted = None  # events taken; stays None for a body the engine declined
-
-
-def _kind(events: list | StagedBatch | RawBatch) -> type:
-    """What a pending request holds: rows checked in Python, a batch the engine staged, or a
-    body for the engine to stage with its group."""
-    return type(events) if isinstance(events, StagedBatch | RawBatch) else list
 
 
 class BatchGroupCommit:
@@ -88,36 +75,30 @@ class BatchGroupCommit:
         self.requests = 0  # lists stored, for tests
 
     @contextmanager
-    def arrival(self) -> Iterator[Callable[[list | RawBatch], int | None]]:
+    def arrival(self) -> Iterator[Callable[[list], None]]:
         """A request on its way: counted as arriving while it is read and checked, so that a
-        group about to be stored waits for it (at most `arrival_wait`). Yields its submit
-        (see submit); after a body the engine declined it counts as arriving again, while the
-        rules check it."""
+        group about to be stored waits for it (at most `arrival_wait`). Yields its submit."""
         with self._lock:
             self._arriving += 1
-        arriving = True
+        submitted = False
 
-        def submit(events: list | RawBatch) -> int | None:
-            nonlocal arriving
-            arriving = False
-            accepted = self.submit(events, arrived=True)
-            arriving = accepted is None and isinstance(events, RawBatch)
-            return accepted
+        def submit(events: list) -> None:
+            nonlocal submitted
+            submitted = True
+            self.submit(events, arrived=True)
 
         try:
             yield submit
         finally:
-            if arriving:  # refused (invalid, not JSON, ...): nothing to wait for
+            if not submitted:  # refused (invalid, not JSON, ...): nothing to wait for
                 with self._lock:
                     self._arriving -= 1
                     self._changed.notify_all()
 
-    def submit(self, events: list | StagedBatch | RawBatch, *, arrived: bool = False) -> int | None:
-        """Store `events` (normalized rows for events_store, a batch the engine staged, or a
-        body for the engine to stage with the group's others); returns once they are stored,
-        with their number, raising the insert's error if it failed. For a body the engine
-        declined it returns None at once, nothing stored: the rules must check it. `arrived`:
-        counted by arrival() until now (and again after a decline)."""
+    def submit(self, events: list | StagedBatch, *, arrived: bool = False) -> None:
+        """Store `events` (normalized rows for events_store, or a batch the engine staged);
+        returns once they are stored, raising the insert's error if it failed. `arrived`:
+        counted by arrival() until now."""
         mine = _Pending(events)
         with self._lock:
             if arrived:
@@ -139,21 +120,18 @@ class BatchGroupCommit:
                     self._lead()
                 else:
                     self._changed.wait()
-            if arrived and mine.error is None and mine.accepted is None:
-                self._arriving += 1  # declined: the rules check it now, and it joins a later group
         if mine.error is not None:
             raise mine.error
-        return mine.accepted
 
     def _lead(self) -> None:
         # Called with the lock held, by the first pending request; the lock is released
         # during the insert so that other requests can join the next group meanwhile.
         group, count = [], 0
-        kind = _kind(self._pending[0].events)
-        # One insert takes requests of one kind: rows checked in Python, or bodies the engine
-        # stages (viewing/batch_engine.py); a group ends where the kind changes.
+        staged = isinstance(self._pending[0].events, StagedBatch)
+        # One insert takes batches of one kind: rows checked in Python, or batches the engine
+        # staged (viewing/batch_engine.py); a group ends where the kind changes.
         while self._pending and (not group or count + len(self._pending[0].events) <= self.max_events) \
-                and _kind(self._pending[0].events) == kind:
+                and isinstance(self._pending[0].events, StagedBatch) == staged:
             item = self._pending.pop(0)
             group.append(item)
             count += len(item.events)
@@ -163,13 +141,11 @@ class BatchGroupCommit:
         error = None
         try:
             insert_settings = EMBEDDED_INSERT_SETTINGS if settings.CLICKHOUSE_EMBEDDED else None
-            if kind is list:
+            if staged:
+                staged_store([item.events for item in group], insert_settings=insert_settings)
+            else:
                 events = group[0].events if len(group) == 1 else [e for item in group for e in item.events]
                 events_store(events=events, settings=insert_settings)
-                for item in group:
-                    item.accepted = len(item.events)
-            else:
-                self._store_staged(group, kind, insert_settings)
         except Exception as e:  # every request of the group gets the insert's error
             error = e
         finally:
@@ -177,33 +153,9 @@ class BatchGroupCommit:
             for item in group:
                 item.done, item.error = True, error
             self._flushing = False
-            self.inserts += bool(group)  # (none when the engine declined every body)
+            self.inserts += 1
             self.requests += len(group)
             self._changed.notify_all()
-
-    def _store_staged(self, group: list[_Pending], kind: type, insert_settings: dict | None) -> None:
-        # Bodies are staged together, in one query (its fixed cost is half of what staging a
-        # 10,000-event body costs); those the engine declined leave `group` and go back to
-        # their requests at once, to be checked by the rules while the others are stored.
-        if kind is StagedBatch:
-            staged, counts = [item.events for item in group], [len(item.events) for item in group]
-        else:
-            staged, counts = stage_group([item.events for item in group])
-        try:
-            if None in counts:
-                with self._lock:
-                    for item, accepted in zip(group, counts, strict=True):
-                        item.done = accepted is None
-                    self._changed.notify_all()
-                group[:] = [item for item, accepted in zip(group, counts, strict=True) if accepted is not None]
-            for item, accepted in zip(group, (c for c in counts if c is not None), strict=True):
-                item.accepted = accepted
-            if staged:
-                staged_store(staged, insert_settings=insert_settings)
-        finally:
-            if kind is RawBatch:
-                for batch in staged:
-                    batch.close()
 
 
 _group_commit = BatchGroupCommit()

@@ -1,8 +1,7 @@
 """The batch endpoint's engine path: a body in the common shape read, checked and converted by
-the embedded engine itself, in one query with the other bodies of its group commit (their
-leader stages them: viewing/batch_commit.py, viewing/engine_stage.py), then stored with them by
-one INSERT ... SELECT (viewing/engine_store.py); any other body, and one the engine declines,
-goes through the rules (viewing/serializers.py), which word every error.
+the embedded engine itself (viewing/engine_stage.py), then stored with the batches of its group
+commit by one INSERT ... SELECT (viewing/engine_store.py); any other body goes through the
+rules (viewing/serializers.py), which word every error.
 
 The HTTP fields: the id is `id` (a random one when absent, as the rules give), the type
 `event_type` (required), the time the second of receipt when absent; at most 10,000 items.
@@ -22,12 +21,14 @@ from .engine_stage import (
     StagedBatch,
     bounds_params,
     engine_checks_enabled,
-    stage_bodies,
+    stage,
+    stage_sql,
 )
 
 MAX_ITEMS = 10_000
 HTTP_FIELDS = Fields(id_field="id", type_field="event_type", default_id="generateUUIDv4()", default_type="''",
-                     default_time="now_seconds")
+                     default_time="%(now_seconds)s")
+STAGE = stage_sql(HTTP_FIELDS)
 MAX_SKIP = 64
 
 
@@ -57,31 +58,11 @@ class _Backoff:
 backoff = _Backoff()
 
 
-class RawBatch:
-    """A batch body for the engine to stage, with its time of receipt (the bounds'
-    reference). `len()`: at most its events (its `{` count, capped), for the group's size."""
-
-    __slots__ = ("body", "bounds", "size")
-
-    def __init__(self, body: bytes, *, now: datetime, retention_days: int) -> None:
-        self.body, self.bounds = body, bounds_params(now, retention_days)
-        self.size = min(body.count(b"{"), MAX_ITEMS)
-
-    def __len__(self) -> int:
-        return self.size
-
-
-def engine_may_try() -> bool:
-    """Whether the next batch goes to the engine (not while skipping after declines)."""
-    return engine_checks_enabled() and backoff.should_try()
-
-
-def stage_group(batches: list[RawBatch], *, using: str = "clickhouse") -> tuple[list[StagedBatch], list[int | None]]:
-    """The bodies of a group commit staged in one query (viewing/engine_stage.stage_bodies):
-    the staged batches and, for each body, its number of events or None (the rules decide)."""
-    staged, counts = stage_bodies([(b.body, b.bounds) for b in batches], fields=HTTP_FIELDS, max_items=MAX_ITEMS,
-                                  using=using)
-    for count in counts:
-        backoff.record(count is not None)
-    return staged, counts
-
+def stage_batch(body: bytes, *, now: datetime, retention_days: int, using: str = "clickhouse") -> StagedBatch | None:
+    """The body's events staged by the engine, or None when the rules must decide (declined,
+    or skipped after declines). `now`: the time of receipt, the bounds' reference."""
+    if not engine_checks_enabled() or not backoff.should_try():
+        return None
+    staged = stage(body, sql=STAGE, params=bounds_params(now, retention_days), max_items=MAX_ITEMS, using=using)
+    backoff.record(staged is not None)
+    return staged

@@ -1,7 +1,6 @@
-"""Events read, checked and converted by the embedded ClickHouse engine itself: JSON arrays of
-events in (the bodies of one group commit, in one query), their rows staged in one in-memory
-Native file out, and for each body its number of events, or None when the Python rules must
-decide. No Python touches each event. Used by the HTTP batch endpoint
+"""Events read, checked and converted by the embedded ClickHouse engine itself: a JSON array
+of events in, its rows staged in an in-memory Native file out, or None when the Python rules
+must decide. No Python touches each event. Used by the HTTP batch endpoint
 (viewing/batch_engine.py), which names its fields and defaults (Fields); staged rows are
 stored by viewing/engine_store.py. (The Kafka consumer does not use it yet: docs/kafka.md,
 Throughput.)
@@ -39,11 +38,11 @@ Only on the embedded engine (a server cannot read this process's files) and with
 settings.ENGINE_CHECKS.
 """
 
-import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connections
@@ -85,8 +84,8 @@ _METADATA_NUMBERS = f"replaceRegexpAll(assumeNotNull(raw_metadata), '{_JSON_STRI
 
 @dataclass(frozen=True)
 class Fields:
-    """How a way in names its fields and fills the missing ones (SQL over each body's
-    columns: `now_seconds`, its time of receipt)."""
+    """How a way in names its fields and fills the missing ones (SQL over the query's
+    parameters)."""
 
     id_field: str  # the event id's key (`id`, Kafka `event_id`)
     type_field: str  # the event type's key (`event_type`, Kafka `action`)
@@ -103,24 +102,20 @@ class Fields:
             self.id_field, "user_id", "movie_id", "session_id", self.type_field, "event_time", "timestamp",
             "position_seconds", "metadata"))
 
-# Every item of the bodies (JSON arrays of objects) as one staged row with its `ok` and `src`
-# (which body: SOURCES). A number where a string belongs reads as text too: that is harmless
-# (a UUID of 32 digits is excluded by the body's check, SUMMARY), and digits as a string are
-# what the rules accept for a position or an epoch time. One query for a group of bodies:
-# its fixed cost (~45 ms here: parsing, analysis, plan, the file's writer) is half of what
-# staging a 10,000-event body costs.
-@functools.cache
+# Every item of the body (a JSON array of objects) as one staged row with its `ok`. A number
+# where a string belongs reads as text too: that is harmless (a UUID of 32 digits is
+# excluded by the body's check, STAGED_SUMMARY), and digits as a string are what the rules
+# accept for a position or an epoch time.
 def stage_sql(fields: "Fields") -> str:
-    """STAGE for one way in: its field names and defaults (see Fields); SOURCES of the bodies
-    go where `/*sources*/` is."""
+    """STAGE for one way in: its field names and defaults (see Fields)."""
     return f"""
 INSERT INTO FUNCTION file(%(staged)s, 'Native')
-SELECT id, user_id, movie_id, session_id, event_type, position_seconds, event_time, metadata, src,
+SELECT id, user_id, movie_id, session_id, event_type, position_seconds, event_time, metadata,
     match(assumeNotNull(raw_user_id), '{_UUID}') AND match(assumeNotNull(raw_movie_id), '{_UUID}')
     AND (raw_id IS NULL OR match(assumeNotNull(raw_id), '{_UUID}'))
     AND (raw_session_id IS NULL OR match(assumeNotNull(raw_session_id), '{_UUID}'))
     AND event_type != ''
-    AND epoch IS NOT NULL AND epoch * 1000000 BETWEEN oldest_us AND latest_us
+    AND epoch IS NOT NULL AND epoch * 1000000 BETWEEN %(oldest_us)s AND %(latest_us)s
     AND position IS NOT NULL
     AND (raw_metadata IS NULL OR (
         startsWith(metadata, '{{') AND countSubstrings(metadata, '{{') = 1
@@ -137,7 +132,7 @@ SELECT id, user_id, movie_id, session_id, event_type, position_seconds, event_ti
     AS ok
 FROM (
     SELECT
-        src, oldest_us, latest_us, raw_id, raw_user_id, raw_movie_id, raw_session_id, raw_metadata,
+        raw_id, raw_user_id, raw_movie_id, raw_session_id, raw_metadata,
         if(raw_id IS NULL, {fields.default_id}, toUUIDOrZero(assumeNotNull(raw_id))) AS id,
         toUUIDOrZero(assumeNotNull(raw_user_id)) AS user_id,
         toUUIDOrZero(assumeNotNull(raw_movie_id)) AS movie_id,
@@ -169,42 +164,33 @@ FROM (
             NULL) AS position,
         toUInt32(assumeNotNull(position)) AS position_seconds,
         if(raw_metadata IS NULL, '{{}}', JSONExtractRaw(assumeNotNull(raw_metadata))) AS metadata
-    FROM (/*sources*/)
+    FROM (
+        SELECT {fields.id_field} AS raw_id, user_id AS raw_user_id, movie_id AS raw_movie_id,
+            session_id AS raw_session_id, {fields.type_field} AS raw_event_type, event_time AS raw_event_time,
+            timestamp AS raw_timestamp, position_seconds AS raw_position, metadata AS raw_metadata
+        FROM file(%(body)s, 'JSONEachRow', '{fields.structure}')
+    )
 )
 SETTINGS engine_file_truncate_on_insert = 1, input_format_skip_unknown_fields = 1,
     input_format_json_read_numbers_as_strings = 1, input_format_json_read_bools_as_strings = 1,
     input_format_json_read_objects_as_strings = 1, input_format_json_read_arrays_as_strings = 1
 """
 
-# One body of a STAGE: its items with their names for STAGE, its number and its bounds.
-SOURCE = """
-        SELECT {src} AS src, {now_seconds} AS now_seconds, {oldest_us} AS oldest_us, {latest_us} AS latest_us,
-            {id_field} AS raw_id, user_id AS raw_user_id, movie_id AS raw_movie_id, session_id AS raw_session_id,
-            {type_field} AS raw_event_type, event_time AS raw_event_time, timestamp AS raw_timestamp,
-            position_seconds AS raw_position, metadata AS raw_metadata
-        FROM file('{path}', 'JSONEachRow', '{structure}')"""
-
-# Whether each staged body is one to store here: its items, how many are `ok`, distinct ids,
-# and the body as a whole: its items when it is a JSON array (strict: simdjson, UTF-8 checked;
+# Whether a staged body is one to store here: its items, how many are `ok`, distinct ids, and
+# the body as a whole: its items when it is a JSON array (strict: simdjson, UTF-8 checked;
 # else -1), and whether it has none of what STAGE cannot tell from its text: a run of 19
 # digits (a number where a UUID belongs), metadata given as a string, a key with an escape.
-# A body with no items has no staged rows (0 of each).
-SUMMARY = r"""
-SELECT body.src, staged.items, staged.ok, staged.ids, body.items
-FROM ({bodies}) AS body
-LEFT JOIN (
-    SELECT src, count() AS items, countIf(ok) AS ok, uniqExact(id) AS ids
-    FROM file(%(staged)s, 'Native')
-    GROUP BY src
-) AS staged ON body.src = staged.src
-ORDER BY body.src
+STAGED_SUMMARY = r"""
+SELECT
+    count(),
+    countIf(ok),
+    uniqExact(id),
+    (SELECT if(isValidJSON(raw_blob) AND JSONType(raw_blob) = 'Array'
+               AND NOT match(raw_blob, '[0-9]{19}|"metadata"\\s*:\\s*"|\\\\[^"]*"\\s*:'),
+               toInt64(JSONLength(raw_blob)), toInt64(-1))
+     FROM file(%(body)s, 'RawBLOB'))
+FROM file(%(staged)s, 'Native')
 """
-BODY_CHECK = r"""
-    SELECT {src} AS src,
-        if(isValidJSON(raw_blob) AND JSONType(raw_blob) = 'Array'
-           AND NOT match(raw_blob, '[0-9]{{19}}|"metadata"\\s*:\\s*"|\\\\[^"]*"\\s*:'),
-           toInt64(JSONLength(raw_blob)), toInt64(-1)) AS items
-    FROM file('{path}', 'RawBLOB')"""
 
 
 class Memfd:
@@ -224,23 +210,18 @@ class Memfd:
 
 
 class StagedBatch:
-    """Events checked and converted by the engine: rows of an in-memory Native file, those of
-    the bodies numbered `sources` (all of the file's when None). `len()` is their number;
-    close() frees the file (whoever holds it, once stored or dropped)."""
+    """Events checked and converted by the engine: their rows in an in-memory Native file.
+    `len()` is their number; close() frees the file (whoever holds it, once stored or dropped)."""
 
-    def __init__(self, staged: Memfd, count: int, sources: Sequence[int] | None = None) -> None:
-        self.file, self.count, self.sources = staged, count, sources
+    def __init__(self, staged: Memfd, count: int) -> None:
+        self.file, self.count = staged, count
 
     def __len__(self) -> int:
         return self.count
 
     @property
-    def rows(self) -> str:
-        """SQL of its rows (the file's columns, `src` among them; the path is ours)."""
-        sql = f"SELECT * FROM file('{self.file.path}', 'Native')"
-        if self.sources is not None:
-            sql += f" WHERE src IN ({', '.join(map(str, self.sources))})"
-        return sql
+    def path(self) -> str:
+        return self.file.path
 
     def close(self) -> None:
         self.file.close()
@@ -274,58 +255,29 @@ def bounds_params(now: datetime, retention_days: int) -> dict[str, int]:
     }
 
 
-def _may_take(body: bytes) -> bool:
-    """Whether the engine may read `body` at all: a JSON array, not nested too deep."""
-    return body.lstrip(b" \t\r\n")[:1] == b"[" and _nested_at_most(body, MAX_NESTING)
-
-
-def _taken(summary: list[tuple[int, int, int, int, int]], max_items: int | None) -> dict[int, int]:
-    """Of SUMMARY's rows, the bodies to store here and their numbers of events."""
-    return {src: items for src, items, ok, ids, body_items in summary
-            if items >= 1 and ok == items == ids == body_items and (max_items is None or items <= max_items)}
-
-
-def stage_bodies(bodies: Sequence[tuple[bytes, dict[str, int]]], *, fields: Fields, max_items: int | None = None,
-                 using: str = "clickhouse") -> tuple[list[StagedBatch], list[int | None]]:
-    """The events of `bodies` (each a JSON array with its bounds_params) staged in one query:
-    the staged batches of those the engine takes (the earliest body's rows first) and, for
-    each body, its number of events, or None when the rules must decide. When one of several
-    bodies fails the engine's read, the query fails for all: each is then staged alone."""
-    counts: list[int | None] = [None] * len(bodies)
-    readable = [i for i, (body, _) in enumerate(bodies) if _may_take(body)] if engine_checks_enabled() else []
-    if not readable:
-        return [], counts
-    files = {i: Memfd(bodies[i][0]) for i in readable}
-    staged: Memfd | None = Memfd()
+def stage(body: bytes, *, sql: str, params: dict[str, Any], expected: int | None = None,
+          max_items: int | None = None, using: str = "clickhouse") -> StagedBatch | None:
+    """The events of `body` (a JSON array) staged by `sql` (stage_sql of a way in, with
+    `params` besides the files and bounds_params), or None when the rules must decide.
+    `expected`: the number of items there must be; `max_items`: the most there may be."""
+    if body.lstrip(b" \t\r\n")[:1] != b"[" or not engine_checks_enabled() or not _nested_at_most(body, MAX_NESTING):
+        return None
+    source, staged = Memfd(body), Memfd()
     try:
-        sources = "\n        UNION ALL".join(
-            SOURCE.format(src=i, path=files[i].path, structure=fields.structure, id_field=fields.id_field,
-                          type_field=fields.type_field, **bodies[i][1]) for i in readable)
-        checks = "\n    UNION ALL".join(BODY_CHECK.format(src=i, path=files[i].path) for i in readable)
-        params = {"staged": staged.path}
+        params = {**params, "body": source.path, "staged": staged.path}
         with connections[using].cursor() as cursor:
             try:
-                cursor.execute(stage_sql(fields).replace("/*sources*/", sources), params)
-                cursor.execute(SUMMARY.format(bodies=checks), params)  # (fails when nothing was staged)
-                taken = _taken(cursor.fetchall(), max_items)
-            except DatabaseError:  # not arrays of objects the engine reads: the rules word why
-                taken = None
-        if taken is None and len(readable) > 1:
-            batches = []
-            for i in readable:
-                alone, (counts[i],) = stage_bodies([bodies[i]], fields=fields, max_items=max_items, using=using)
-                batches += alone
-            return batches, counts
-        if not taken:
-            return [], counts
-        for i, items in taken.items():
-            counts[i] = items
-        batch = StagedBatch(staged, sum(taken.values()), None if len(taken) == len(readable) else sorted(taken))
-        staged = None
-        return [batch], counts
+                cursor.execute(sql, params)
+                cursor.execute(STAGED_SUMMARY, params)  # (fails on an empty array: nothing staged)
+            except DatabaseError:
+                return None  # not an array of objects the engine reads: the rules word why
+            ((items, ok, ids, body_items),) = cursor.fetchall()
+        if not (items >= 1 and ok == items == ids == body_items) or expected not in (None, items) \
+                or (max_items is not None and items > max_items):
+            return None
+        batch, staged = StagedBatch(staged, items), None
+        return batch
     finally:
-        for file in files.values():
-            file.close()
+        source.close()
         if staged is not None:
             staged.close()
-

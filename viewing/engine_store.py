@@ -19,24 +19,22 @@ from .engine_stage import Memfd, StagedBatch
 
 
 def _all_rows(batches: Sequence[StagedBatch]) -> str:
-    """The group's staged rows, every batch's."""
-    if len(batches) == 1:
-        return batches[0].rows
-    return "SELECT * FROM (" + " UNION ALL ".join(b.rows for b in batches) + ")"
+    """The group's staged rows, every batch's. Paths are ours."""
+    return "\n    UNION ALL\n    ".join(f"SELECT * FROM file('{b.path}', 'Native')" for b in batches)
 
 
 def _first_of_each_id(batches: Sequence[StagedBatch]) -> str:
-    """The group's staged rows, the first of each id only (the earliest body's: batches and
-    the bodies in one are in arrival order; ids are distinct within a body), as events_store
-    keeps the first of repeated ids. Sorting the rows costs ~25 ms an insert of 40,000 each
-    time they are read, so it is used only when an id is in two of the group's bodies
-    (GROUP_SUMMARY's distinct count tells)."""
-    union = "\n        UNION ALL\n        ".join(f"SELECT *, {i} AS batch FROM ({b.rows})" for i, b in enumerate(batches))
+    """The group's staged rows, the first of each id only (the earliest batch's: ids are
+    distinct within one), as events_store keeps the first of repeated ids. Sorting the rows
+    costs ~25 ms an insert of 40,000 each time they are read, so it is used only when an id is
+    in two of the group's batches (GROUP_SUMMARY's distinct count tells)."""
+    union = "\n        UNION ALL\n        ".join(
+        f"SELECT *, {i} AS batch FROM file('{b.path}', 'Native')" for i, b in enumerate(batches))
     return f"""
     SELECT * FROM (
         {union}
     )
-    ORDER BY id, batch, src
+    ORDER BY id, batch
     LIMIT 1 BY id"""
 
 

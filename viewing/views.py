@@ -17,7 +17,7 @@ from analytics_site.metrics import BATCHES_CHECKED
 from . import clock, openapi, selectors
 from .batch_commit import batch_arrival
 from .batch_decode import EventBatchParser
-from .batch_engine import RawBatch, engine_may_try
+from .batch_engine import stage_batch
 from .filters import TrendsFilterSerializer, WindowFilterSerializer
 from .ingest_buffer import event_ingest
 from .renderers import AnalyticsCsvRenderer
@@ -121,14 +121,16 @@ class EventBatchApi(APIView):
         # Concurrent batches share one insert (viewing/batch_commit.py): a batch being read and
         # checked counts as arriving, so the group about to be stored can wait for it.
         with batch_arrival() as store:
-            # The engine reads, checks and inserts a body in the common shape itself, staging
-            # it with the other bodies of its group (viewing/batch_engine.py); any other body,
-            # or one it declines, goes through the rules.
-            if body.utf8 and engine_may_try():
-                accepted = store(RawBatch(body.raw, now=now, retention_days=settings.RETENTION_DAYS))
-                if accepted is not None:  # stored
-                    BATCHES_CHECKED.labels("engine").inc()
-                    return Response({"accepted": accepted}, status=201)
+            # The engine reads, checks and inserts a body in the common shape itself
+            # (viewing/batch_engine.py); any other body goes through the rules.
+            staged = stage_batch(body.raw, now=now, retention_days=settings.RETENTION_DAYS) if body.utf8 else None
+            if staged is not None:
+                try:
+                    store(staged)  # returns once stored
+                finally:
+                    staged.close()
+                BATCHES_CHECKED.labels("engine").inc()
+                return Response({"accepted": len(staged)}, status=201)
             batch = EventBatchSerializer(data=body.decode(), context={"now": now})
             batch.is_valid(raise_exception=True)
             store(batch.validated_data)  # returns once stored

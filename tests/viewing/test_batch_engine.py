@@ -16,7 +16,7 @@ from django.db import connections
 from analytics_site.metrics import BATCHES_CHECKED
 from tests.conftest import query
 from viewing import batch_engine, clock, services
-from viewing.batch_engine import RawBatch, stage_group
+from viewing.batch_engine import stage_batch
 from viewing.engine_store import staged_store
 
 BATCH = "/api/v1/analytics/events/batch"
@@ -221,9 +221,8 @@ def test_an_erased_viewers_events_are_acknowledged_and_not_stored(ch, client):
 
 
 def staged(items):
-    """The items staged by the engine alone, or None when declined."""
-    batches, (count,) = stage_group([RawBatch(json.dumps(items).encode(), now=NOW, retention_days=365)])
-    return batches[0] if count is not None else None
+    with clock.frozen(NOW):
+        return stage_batch(json.dumps(items).encode(), now=clock.now(), retention_days=365)
 
 
 def test_a_group_keeps_the_first_of_an_id_repeated_across_its_batches(ch):
