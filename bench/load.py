@@ -6,10 +6,12 @@ result on stdout. Bodies are built before the clock starts, so what is timed is 
 
 import http.client
 import json
+import random
 import sys
 import threading
 import time
 import urllib.parse
+from datetime import UTC, datetime, timedelta
 from itertools import cycle
 
 from viewing.generator import event_batches
@@ -35,13 +37,21 @@ def event_json(event):
 
 
 def generated(data):
-    """The rows of one round: the same parameters give the same rows in every process."""
-    return [
+    """The rows of one round: the same parameters give the same rows in every process. With
+    `live_minutes`, each row's time is moved into the last that many minutes (live players),
+    the same seed giving the same offsets."""
+    rows = [
         row
         for batch in event_batches(events=data["events"], days=data["days"], users=data["users"],
                                    movies=data["movies"], seed=data["seed"], batch_size=100_000)
         for row in batch
     ]
+    if data.get("live_minutes"):
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        offsets = random.Random(f"live:{data['seed']}")
+        for row in rows:
+            row["event_time"] = now - timedelta(seconds=offsets.randrange(60 * data["live_minutes"]))
+    return rows
 
 
 class Client:
