@@ -21,9 +21,10 @@ What an item needs to be taken here (else the rules decide):
 - valid JSON (simdjson: strict, UTF-8 checked), no key twice, nested at most 40 levels;
 - in its metadata no number with an exponent or 19+ digits, and none with a fraction that
   is integral (4.0), below 0.0001 or of more than 15 significant digits (the engine would
-  write those back differently from Python); nowhere a run of 19 digits;
+  write those back differently from Python);
 - `user_id`, `movie_id` and, when present and not null, the id and `session_id`: strings of
-  36 (dashed) or 32 hex digits, any case; a missing id gets the way in's default;
+  36 (dashed) or 32 hex digits, any case, not 32 decimal digits (which a JSON number reads
+  as too); a missing id gets the way in's default;
 - the type one of the spellings of viewing.events.EVENT_TYPES (absent: the way in's default);
 - `event_time` (else `timestamp`): an ISO-8601 string as producers write it (`Z` or a
   `±HH:MM` offset, up to 6 fraction digits, dropped) or epoch seconds/milliseconds of up to
@@ -102,18 +103,26 @@ class Fields:
             self.id_field, "user_id", "movie_id", "session_id", self.type_field, "event_time", "timestamp",
             "position_seconds", "metadata"))
 
+def _uuid_text(column: str) -> str:
+    """Whether a field read as text is a UUID as the rules take it. Not 32 decimal digits:
+    that is also how a JSON number of 32 digits reads (the rules refuse a number); declining
+    such a string (1 random UUID in ~3 million) leaves it to the rules."""
+    return (f"(match(assumeNotNull({column}), '{_UUID}') "
+            f"AND NOT match(assumeNotNull({column}), '^[0-9]{{32}}$'))")
+
+
 # Every item of the body (a JSON array of objects) as one staged row with its `ok`. A number
 # where a string belongs reads as text too: that is harmless (a UUID of 32 digits is
-# excluded by the body's check, STAGED_SUMMARY), and digits as a string are what the rules
-# accept for a position or an epoch time.
+# excluded, _uuid_text), and digits as a string are what the rules accept for a position or
+# an epoch time.
 def stage_sql(fields: "Fields") -> str:
     """STAGE for one way in: its field names and defaults (see Fields)."""
     return f"""
 INSERT INTO FUNCTION file(%(staged)s, 'Native')
 SELECT id, user_id, movie_id, session_id, event_type, position_seconds, event_time, metadata,
-    match(assumeNotNull(raw_user_id), '{_UUID}') AND match(assumeNotNull(raw_movie_id), '{_UUID}')
-    AND (raw_id IS NULL OR match(assumeNotNull(raw_id), '{_UUID}'))
-    AND (raw_session_id IS NULL OR match(assumeNotNull(raw_session_id), '{_UUID}'))
+    {_uuid_text('raw_user_id')} AND {_uuid_text('raw_movie_id')}
+    AND (raw_id IS NULL OR {_uuid_text('raw_id')})
+    AND (raw_session_id IS NULL OR {_uuid_text('raw_session_id')})
     AND event_type != ''
     AND epoch IS NOT NULL AND epoch * 1000000 BETWEEN %(oldest_us)s AND %(latest_us)s
     AND position IS NOT NULL
@@ -173,21 +182,27 @@ FROM (
 )
 SETTINGS engine_file_truncate_on_insert = 1, input_format_skip_unknown_fields = 1,
     input_format_json_read_numbers_as_strings = 1, input_format_json_read_bools_as_strings = 1,
-    input_format_json_read_objects_as_strings = 1, input_format_json_read_arrays_as_strings = 1
+    input_format_json_read_objects_as_strings = 1, input_format_json_read_arrays_as_strings = 1,
+    -- a rewrite that adds the comparisons an AND chain implies, for filters; here it only
+    -- costs (~3-5 ms of planning a body)
+    optimize_and_compare_chain = 0
 """
 
 # Whether a staged body is one to store here: its items, how many are `ok`, distinct ids, and
 # the body as a whole: its items when it is a JSON array (strict: simdjson, UTF-8 checked;
-# else -1), and whether it has none of what STAGE cannot tell from its text: a run of 19
-# digits (a number where a UUID belongs), metadata given as a string, a key with an escape.
+# else -1) with none of what STAGE cannot tell from its text: metadata given as a string, a
+# key with an escape. (JSONArrayLength parses the body once and is NULL for anything but a
+# valid array, as isValidJSON and JSONType together were; the escape is looked for only in a
+# body with a backslash, as a search of its own: an alternative in one expression made the
+# engine scan the whole body with it.)
 STAGED_SUMMARY = r"""
 SELECT
     count(),
     countIf(ok),
     uniqExact(id),
-    (SELECT if(isValidJSON(raw_blob) AND JSONType(raw_blob) = 'Array'
-               AND NOT match(raw_blob, '[0-9]{19}|"metadata"\\s*:\\s*"|\\\\[^"]*"\\s*:'),
-               toInt64(JSONLength(raw_blob)), toInt64(-1))
+    (SELECT if(match(raw_blob, '"metadata"\\s*:\\s*"')
+               OR (position(raw_blob, '\\') > 0 AND match(raw_blob, '\\\\[^"]*"\\s*:')),
+               toInt64(-1), ifNull(toInt64(JSONArrayLength(raw_blob)), toInt64(-1)))
      FROM file(%(body)s, 'RawBLOB'))
 FROM file(%(staged)s, 'Native')
 """

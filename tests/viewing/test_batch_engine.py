@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from analytics_site.metrics import BATCHES_CHECKED
 from tests.conftest import query
@@ -144,6 +144,11 @@ DECLINED = {
                                                   ' "met\\u0061data": "{}"}]',
     "uuid a number of 32 digits": '[{"user_id": "USER", "movie_id": 12345678901234567890123456789012,'
                                   ' "event_type": "start"}]',
+    "id and session numbers of 32 digits": '[{"id": 12345678901234567890123456789012, "user_id": "USER",'
+                                           ' "movie_id": "MOVIE", "session_id": 98765432109876543210987654321098,'
+                                           ' "event_type": "start"}]',
+    # Valid, but read the same as a number would be: the rules take it.
+    "uuid a string of 32 decimal digits": body(item(movie_id="12345678901234567890123456789012")),
     "not UTF-8": body(item(metadata={"s": "a\udcffb"})),  # sent as the bytes ED B3 BF
     "lone surrogate": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start", "metadata": {"s": "\\ud800"}}]',
     "repeated top-level key": '[{"user_id": "USER", "movie_id": "MOVIE", "event_type": "start", "event_type": "finish"}]',
@@ -268,6 +273,55 @@ def test_a_failed_insert_is_kept_and_completed_with_the_engines_rows(ch, client,
     assert query("SELECT count(), uniqExact(id) FROM viewing_events") == [(6, 6)]
     assert query("SELECT count() FROM event_ids") == [(6,)]
     assert query("SELECT sum(events) FROM events_daily") == [(6,)]
+
+
+def test_a_failed_insert_across_two_months_is_completed_without_a_double(ch):
+    """The engine inserts a group's rows in the staged files' order; a completion sends them
+    sorted by id (services' insert tuples). Here the staged order has the later month first,
+    the sorted one the earlier: the same token must still make the same parts in the raw table
+    and every view, so nothing is stored twice (engine_store.INSERT_ROWS relies on it)."""
+    user = str(uuid.uuid4())
+    later = [dict(item(), id=f"ffffffff-0000-4000-8000-00000000000{i}", user_id=user) for i in range(3)]
+    earlier = [dict(item(), id=f"00000000-0000-4000-8000-00000000000{i}", user_id=user,
+                    event_time=iso(NOW - timedelta(days=40))) for i in range(2)]
+    with connections["clickhouse"].cursor() as cursor:
+        cursor.execute("ALTER TABLE events_daily ADD CONSTRAINT refuse CHECK day < '2000-01-01'")
+    try:
+        with pytest.raises(DatabaseError, match="refuse"):
+            staged_store([staged(later + earlier)])
+        (unfinished,) = services.unfinished_inserts()
+        assert unfinished.rows[0][0] == uuid.UUID(earlier[0]["id"])  # sorted: the earlier month first
+    finally:
+        with connections["clickhouse"].cursor() as cursor:
+            cursor.execute("ALTER TABLE events_daily DROP CONSTRAINT refuse")
+    assert staged_store([staged([dict(item(), id=str(uuid.uuid4()), user_id=user)])]) == 1  # completes it first
+    assert not services.unfinished_inserts()
+    assert query("SELECT count(), uniqExact(id) FROM viewing_events") == [(6, 6)]
+    assert query("SELECT count() FROM event_ids") == [(6,)]
+    assert query("SELECT sum(events) FROM events_daily") == [(6,)]
+
+
+def test_the_engine_keeps_a_tokens_parts_apart_by_partition(ch):
+    """What lets engine_store.INSERT_ROWS skip sorting: a part's identity under a token is its
+    partition, not its place among the insert's parts. An insert that wrote one month's part
+    and failed, sent again with both months in another order, adds only the missing month
+    (were parts told apart by their place, the month written first would be skipped as a
+    repeat and the other stored twice)."""
+    def insert(rows):
+        values = ", ".join(f"(generateUUIDv4(), toUUID('{user}'), toUUID('{MOVIE}'), 'start', 0, "
+                           f"toDateTime('{t}', 'UTC'), NULL, '{{}}', now())" for t in rows)
+        with connections["clickhouse"].cursor() as cursor:
+            cursor.execute("INSERT INTO viewing_events (id, user_id, movie_id, event_type, position_seconds, "
+                           "event_time, session_id, metadata, created_at) SETTINGS insert_deduplicate = 1, "
+                           f"insert_deduplication_token = 'T' VALUES {values}")
+
+    user = str(uuid.uuid4())
+    earlier, later = NOW - timedelta(days=40), NOW - timedelta(hours=1)
+    as_text = [m.strftime("%Y-%m-%d %H:%M:%S") for m in (earlier, later)]
+    insert([as_text[0]])  # the earlier month's part only
+    insert([as_text[1], as_text[0]])  # both, the later month first
+    assert query("SELECT toYYYYMM(event_time), count() FROM viewing_events GROUP BY 1 ORDER BY 1") == [
+        (int(earlier.strftime("%Y%m")), 1), (int(later.strftime("%Y%m")), 1)]
 
 
 def test_a_group_commit_insert_takes_batches_of_one_kind(ch):
