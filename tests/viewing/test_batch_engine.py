@@ -165,6 +165,37 @@ DECLINED = {
 }
 
 
+def test_the_engines_uuid_check_takes_the_forms_it_should_and_nothing_else(ch):
+    """STAGE checks a UUID field with the engine's own parser (engine_stage._uuid_text): it must
+    take exactly the texts _UUID describes, but 32 decimal digits, and read them as the rules
+    do. Valid ids with one or two characters changed, and the forms around them."""
+    import random
+    import re
+
+    from viewing.engine_stage import _UUID, _uuid_text
+    from viewing.events import parse_uuid
+
+    rng = random.Random(16)
+    texts = ["{" + MOVIE + "}", "urn:uuid:" + MOVIE, MOVIE.replace("-", "", 2), MOVIE + "0", MOVIE[:-1], "-" * 36,
+             "12345678901234567890123456789012", "1234567890123456789012345678901a", "0x" + MOVIE.replace("-", "")[2:]]
+    for _ in range(3000):
+        text = list(rng.choice([MOVIE, MOVIE.upper(), MOVIE.replace("-", ""), str(uuid.uuid4())]))
+        for _ in range(rng.randint(1, 2)):
+            text[rng.randrange(len(text))] = rng.choice("0123456789abcdefABCDEFgG-_ {}x+é")
+        texts.append("".join(text))
+    rows = query(f"SELECT x, {_uuid_text('x')}, toString(toUUIDOrNull(x)) FROM (SELECT arrayJoin(%(xs)s) AS x)",
+                 {"xs": texts})
+    assert len(rows) == len(texts)
+    taken = 0
+    for text, ok, value in rows:
+        expected = bool(re.fullmatch(_UUID, text)) and not text.isdigit()
+        assert bool(ok) == expected, text
+        if ok:
+            taken += 1
+            assert value == str(parse_uuid(text)), text
+    assert taken > 500  # the mutations keep many valid
+
+
 def send(client, text, engine):
     """Post `text` (USER/EVID* replaced by fresh ids); the answer, the stored rows with the
     fresh ids named back, and whether the engine took it."""
