@@ -1,7 +1,8 @@
 """The batch endpoint's engine path: a body in the common shape read, checked and converted by
 the embedded engine itself (viewing/engine_stage.py), then stored with the batches of its group
 commit by one INSERT ... SELECT (viewing/engine_store.py); any other body goes through the
-rules (viewing/serializers.py), which word every error.
+rules (viewing/serializers.py), which word every error. The bodies of concurrent requests are
+staged by one query (viewing/stage_group.py).
 
 The HTTP fields: the id is `id` (a random one when absent, as the rules give), the type
 `event_type` (required), the time the second of receipt when absent; at most 10,000 items.
@@ -13,22 +14,27 @@ to 64 after declines in a row; one batch taken resets it. Which path a batch tak
 changes its answer or its rows (tests/viewing/test_batch_engine.py).
 """
 
+import functools
 import threading
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from .engine_stage import (
     Fields,
     StagedBatch,
     bounds_params,
     engine_checks_enabled,
-    stage,
+    may_stage,
+    stage_bodies,
     stage_sql,
 )
+from .stage_group import StagingGroup
 
 MAX_ITEMS = 10_000
 HTTP_FIELDS = Fields(id_field="id", type_field="event_type", default_id="generateUUIDv4()", default_type="''",
-                     default_time="%(now_seconds)s")
-STAGE = stage_sql(HTTP_FIELDS)
+                     default_time="now_seconds")
+STAGE = functools.partial(stage_sql, HTTP_FIELDS)  # STAGE(n): for n bodies
 MAX_SKIP = 64
 
 
@@ -58,11 +64,27 @@ class _Backoff:
 backoff = _Backoff()
 
 
-def stage_batch(body: bytes, *, now: datetime, retention_days: int, using: str = "clickhouse") -> StagedBatch | None:
+def _stage_together(items: Sequence[tuple[bytes, dict[str, Any]]]) -> list[StagedBatch | None]:
+    return stage_bodies(items, sql_for=STAGE, max_items=MAX_ITEMS)
+
+
+staging_group = StagingGroup(_stage_together)
+
+
+def staging_arrival():
+    """`with staging_arrival():` around reading a batch request's body and stage_batch, so that
+    the bodies of requests sent together are staged together (viewing/stage_group.py)."""
+    return staging_group.arrival()
+
+
+def stage_batch(body: bytes, *, now: datetime, retention_days: int) -> StagedBatch | None:
     """The body's events staged by the engine, or None when the rules must decide (declined,
     or skipped after declines). `now`: the time of receipt, the bounds' reference."""
     if not engine_checks_enabled() or not backoff.should_try():
         return None
-    staged = stage(body, sql=STAGE, params=bounds_params(now, retention_days), max_items=MAX_ITEMS, using=using)
+    if not may_stage(body):
+        staged = None
+    else:
+        staged = staging_group.stage((body, bounds_params(now, retention_days)))
     backoff.record(staged is not None)
     return staged

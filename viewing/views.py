@@ -17,7 +17,7 @@ from analytics_site.metrics import BATCHES_CHECKED
 from . import clock, openapi, selectors
 from .batch_commit import batch_arrival
 from .batch_decode import EventBatchParser
-from .batch_engine import stage_batch
+from .batch_engine import stage_batch, staging_arrival
 from .filters import TrendsFilterSerializer, WindowFilterSerializer
 from .ingest_buffer import event_ingest
 from .renderers import AnalyticsCsvRenderer
@@ -117,13 +117,15 @@ class EventBatchApi(APIView):
     parser_classes = [EventBatchParser]  # the fast path for batches in the common shape
 
     def post(self, request):
-        body, now = request.data, clock.now()  # body: a batch_decode.BatchBody
-        # Concurrent batches share one insert (viewing/batch_commit.py): a batch being read and
-        # checked counts as arriving, so the group about to be stored can wait for it.
+        # Concurrent batches share one insert (viewing/batch_commit.py) and one staging query
+        # (viewing/stage_group.py): a batch being read and checked counts as arriving, so the
+        # group about to be stored or staged can wait for it.
         with batch_arrival() as store:
-            # The engine reads, checks and inserts a body in the common shape itself
-            # (viewing/batch_engine.py); any other body goes through the rules.
-            staged = stage_batch(body.raw, now=now, retention_days=settings.RETENTION_DAYS) if body.utf8 else None
+            with staging_arrival():
+                body, now = request.data, clock.now()  # body: a batch_decode.BatchBody
+                # The engine reads, checks and inserts a body in the common shape itself
+                # (viewing/batch_engine.py); any other body goes through the rules.
+                staged = stage_batch(body.raw, now=now, retention_days=settings.RETENTION_DAYS) if body.utf8 else None
             if staged is not None:
                 try:
                     store(staged)  # returns once stored
