@@ -344,10 +344,13 @@ def stage_bodies(bodies: "Sequence[tuple[bytes, dict[str, Any]]]", *, sql_for: "
             read = tuple(k for k in range(len(places)) if os.fstat(staged[k].fd).st_size)
             if not read:
                 return results
-            cursor.execute(body_checks_sql(len(places)), params)
-            body_items = dict(cursor.fetchall())
-            cursor.execute(staged_counts_sql(read), params)
-            counts = {k: rest for k, *rest in cursor.fetchall()}
+            try:
+                cursor.execute(body_checks_sql(len(places)), params)
+                body_items = dict(cursor.fetchall())
+                cursor.execute(staged_counts_sql(read), params)
+                counts = {k: rest for k, *rest in cursor.fetchall()}
+            except DatabaseError:
+                return results  # (the engine refusing now, e.g. its memory limit): the rules decide
         for k, i in enumerate(places):
             items, ok, ids = counts.get(k, (0, 0, 0))
             if items >= 1 and ok == items == ids == body_items[k] and expected in (None, items) \

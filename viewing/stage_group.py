@@ -3,8 +3,8 @@
 Why: the engine plans every query anew, and planning the staging query costs ~18 ms of CPU
 whatever its rows, about as much as reading and checking 10,000 events; one query for the
 bodies of several requests pays it once, and its UNION ALL runs on both cores. Measured in one
-process, 4 bodies of 10,000: 87 ms of CPU and 70 ms wall in one query, against 130 ms and
-74 ms for four queries side by side.
+process, 4 bodies of 10,000 staged and checked: 122 ms of CPU and 99 ms wall in one query,
+against 175 ms and 96 ms for a query each, side by side (docs/performance.md).
 
 How, as the group commit of the inserts (viewing/batch_commit.py): a request whose body is
 ready joins the queue; the first one queued, when no staging runs, leads. It waits (at most
@@ -14,8 +14,9 @@ own result. Bodies queued while a staging runs are staged together by the next l
 request finds nothing arriving and is staged at once. Requests a pool sends together do not
 all count as arriving when the first is ready (their bodies reach the server a few
 milliseconds apart), so a leader also waits (at most `expect_wait`) until as many are queued
-as the larger of the last two stagings held: a client sending one batch after the other
-never waits, a pool of four is staged in one query instead of one body, then three.
+as the larger of the last two stagings held: a pool of four is staged in one query instead
+of one body, then three, and a client sending one batch after the other waits only on its
+first two batches after such a pool.
 
 No thread of its own: every queued request has its request thread waiting on it. A staging
 that raises gives every request of it the error.
