@@ -35,6 +35,18 @@ def stored_ids():
     return {str(row[0]) for row in query("SELECT id FROM viewing_events")}
 
 
+def queued_together(group, threads):
+    """Start `threads` (each staging one body) while an arrival holds the leader back, until
+    all of them are queued; then let them be staged, and wait for them."""
+    with group.arrival():
+        for t in threads:
+            t.start()
+        while len(group._queued) < len(threads):
+            time.sleep(0.01)
+    for t in threads:
+        t.join(timeout=30)
+
+
 def test_bodies_staged_in_one_query_each_give_their_own_rows(ch):
     good, declined, other = items(3), items(2, position_seconds=-1), items(4)
     staged = stage_bodies([entry(good), entry(declined), entry(other)], sql_for=batch_engine.STAGE)
@@ -98,13 +110,7 @@ def test_a_lone_request_is_staged_at_once_and_a_pool_waits_for_its_size(ch):
     def stage_three(results):
         threads = [threading.Thread(target=lambda: (results.append(group.stage(entry(items(1)))),
                                                     connections.close_all())) for _ in range(3)]
-        with group.arrival():  # held until the three are queued: one staging of three
-            for t in threads:
-                t.start()
-            while len(group._queued) < 3:
-                time.sleep(0.01)
-        for t in threads:
-            t.join(timeout=30)
+        queued_together(group, threads)  # one staging of three
 
     first = []
     stage_three(first)
@@ -136,14 +142,7 @@ def test_an_error_of_the_staging_reaches_every_request_of_it():
         except RuntimeError as e:
             errors.append(str(e))
 
-    with group.arrival():
-        threads = [threading.Thread(target=request) for _ in range(2)]
-        for t in threads:
-            t.start()
-        while len(group._queued) < 2:
-            time.sleep(0.01)
-    for t in threads:
-        t.join(timeout=30)
+    queued_together(group, [threading.Thread(target=request) for _ in range(2)])
     assert errors == ["the engine went away (2 bodies)"] * 2
     with pytest.raises(RuntimeError):
         group.stage(b"[]")
