@@ -298,13 +298,6 @@ def bounds_params(now: datetime, retention_days: int) -> dict[str, int]:
     }
 
 
-def stage(body: bytes, *, sql_for: "Callable[[int], str]", params: dict[str, Any], expected: int | None = None,
-          max_items: int | None = None, using: str = "clickhouse") -> StagedBatch | None:
-    """The events of `body` (a JSON array) staged, or None when the rules must decide: see
-    stage_bodies."""
-    return stage_bodies([(body, params)], sql_for=sql_for, expected=expected, max_items=max_items, using=using)[0]
-
-
 def may_stage(body: bytes) -> bool:
     """Whether `body` may be staged at all: a JSON array (by its first character), nested at
     most MAX_NESTING deep, with the engine's checks enabled here."""
@@ -316,46 +309,45 @@ def stage_bodies(bodies: "Sequence[tuple[bytes, dict[str, Any]]]", *, sql_for: "
                  using: str = "clickhouse") -> list[StagedBatch | None]:
     """Each body's events (a JSON array) staged, or None where the rules must decide; all in
     one query when it can read them all, else each alone. `bodies`: (body, its parameters:
-    bounds_params and any the way in's SQL names); `sql_for(n)`: stage_sql of the way in for n
-    bodies. `expected`: the number of items each must have; `max_items`: the most it may have."""
+    bounds_params and any the way in's SQL names), each one may_stage took (checked by the
+    caller, in its own thread: the check reads the whole body); `sql_for(n)`: stage_sql of the
+    way in for n bodies. `expected`: the number of items each must have; `max_items`: the most
+    it may have."""
     results: list[StagedBatch | None] = [None] * len(bodies)
-    places = [i for i, (body, _) in enumerate(bodies) if may_stage(body)]
-    if not places:
+    if not bodies:
         return results
-    sources = [Memfd(bodies[i][0]) for i in places]
-    staged: list[Memfd | None] = [Memfd() for _ in places]
+    sources = [Memfd(body) for body, _ in bodies]
+    staged: list[Memfd | None] = [Memfd() for _ in bodies]
     try:
         params: dict[str, Any] = {}
-        for k, i in enumerate(places):
-            params.update({f"{name}_{k}": value for name, value in bodies[i][1].items()})
+        for k, (_, body_params) in enumerate(bodies):
+            params.update({f"{name}_{k}": value for name, value in body_params.items()})
             params.update({f"body_{k}": sources[k].path, f"src_{k}": staged[k].fd, f"staged_{k}": staged[k].path})
         with connections[using].cursor() as cursor:
             try:
-                cursor.execute(sql_for(len(places)), params)
+                cursor.execute(sql_for(len(bodies)), params)
             except DatabaseError:
                 # One body the engine cannot read fails them all: each alone, to find which.
-                if len(places) == 1:
+                if len(bodies) == 1:
                     return results
-                for i in places:
-                    results[i] = stage(bodies[i][0], sql_for=sql_for, params=bodies[i][1], expected=expected,
-                                       max_items=max_items, using=using)
-                return results
+                return [stage_bodies([entry], sql_for=sql_for, expected=expected, max_items=max_items,
+                                     using=using)[0] for entry in bodies]
             # An empty array stages nothing: its file is empty, and declined.
-            read = tuple(k for k in range(len(places)) if os.fstat(staged[k].fd).st_size)
+            read = tuple(k for k in range(len(bodies)) if os.fstat(staged[k].fd).st_size)
             if not read:
                 return results
             try:
-                cursor.execute(body_checks_sql(len(places)), params)
+                cursor.execute(body_checks_sql(len(bodies)), params)
                 body_items = dict(cursor.fetchall())
                 cursor.execute(staged_counts_sql(read), params)
                 counts = {k: rest for k, *rest in cursor.fetchall()}
             except DatabaseError:
                 return results  # (the engine refusing now, e.g. its memory limit): the rules decide
-        for k, i in enumerate(places):
+        for k in read:
             items, ok, ids = counts.get(k, (0, 0, 0))
             if items >= 1 and ok == items == ids == body_items[k] and expected in (None, items) \
                     and (max_items is None or items <= max_items):
-                results[i], staged[k] = StagedBatch(staged[k], items), None
+                results[k], staged[k] = StagedBatch(staged[k], items), None
         return results
     finally:
         for source in sources:

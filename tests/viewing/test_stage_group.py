@@ -69,9 +69,8 @@ def test_a_body_the_engine_cannot_read_fails_alone(ch):
     repeated = b'[{"user_id": "' + str(uuid.uuid4()).encode() + b'", "user_id": "x", "movie_id": "' + MOVIE.encode() + b'"}]'
     good, other = items(2), items(1)
     bounds = bounds_params(clock.now(), 365)
-    staged = stage_bodies([entry(good), (repeated, bounds), entry(other), (b"[]", bounds),
-                           (b'{"not": "an array"}', bounds)], sql_for=batch_engine.STAGE)
-    assert [None if s is None else len(s) for s in staged] == [2, None, 1, None, None]
+    staged = stage_bodies([entry(good), (repeated, bounds), entry(other), (b"[]", bounds)], sql_for=batch_engine.STAGE)
+    assert [None if s is None else len(s) for s in staged] == [2, None, 1, None]
     assert staged_store([s for s in staged if s is not None]) == 3
     assert stored_ids() == {i["id"] for i in good + other}
 
